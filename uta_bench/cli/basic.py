@@ -1,0 +1,86 @@
+"""`uta-bench models`, `tasks`, `results`, `version`."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    @app.command()
+    def models(all: bool = typer.Option(False, "--all", help="Include test-only models.")):
+        """List registered models (name, family, architecture, paper row, weights)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from uta_bench.registry import cards
+
+        t = Table(title="uta-bench models")
+        for col in ("name", "family", "arch", "image", "paper row", "weights"):
+            t.add_column(col)
+        for name, c in cards().items():
+            if "test" in c.tags and not all:
+                continue
+            paper = f"{c.paper.method} {c.paper.model} ({c.paper.it_pairs})" if c.paper else "-"
+            w = c.weights
+            src = (f"hf:{w.hf_repo}/{w.filename}" if w.hf_repo else
+                   f"open_clip:{w.open_clip_pretrained}" if w.open_clip_pretrained else "-")
+            t.add_row(name + (f" -> {c.alias_of}" if c.alias_of else ""), c.family, c.arch,
+                      str(c.image_size), paper, src)
+        Console().print(t)
+
+    @app.command()
+    def tasks():
+        """List task cards (tasks/*.yaml and $UTA_BENCH_TASKS)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from uta_bench.taskcards import all_cards
+
+        t = Table(title="uta-bench tasks")
+        for col in ("task", "type", "version", "expected samples", "description"):
+            t.add_column(col)
+        for name, c in all_cards().items():
+            extra = ", ".join(c.tasks) if c.is_suite else (str(c.expected_samples or "-"))
+            t.add_row(name, c.type, c.version, extra, c.description)
+        Console().print(t)
+
+    @app.command()
+    def results(
+        run: Optional[str] = typer.Option(None, "--run", help="Only this run id."),
+        model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
+        task: Optional[str] = typer.Option(None, "--task", help="Only this task."),
+        export: Optional[str] = typer.Option(None, "--export", help="Write rows to FILE (.csv/.json/.parquet)."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="Export format (default: from suffix)."),
+        store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE",
+                                            help="sqlite path or database URL."),
+        limit: int = typer.Option(50, "--limit", help="Rows to show (latest)."),
+    ):
+        """Query the results store; show the latest rows or export them."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from uta_bench.store import ResultsStore
+
+        s = ResultsStore(store)
+        if export:
+            path = s.export(export, fmt, run_id=run, model=model, task=task)
+            typer.echo(f"wrote {path}")
+            return
+        df = s.df(run_id=run, model=model, task=task)
+        t = Table(title=f"results ({len(df)} rows in {s.url})")
+        for col in ("run_id", "model", "task", "metric", "value", "95% CI", "n", "precision", "ended_at"):
+            t.add_column(col)
+        for r in df.tail(limit).itertuples():
+            ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" if r.ci_low == r.ci_low and r.ci_low is not None else "-"
+            t.add_row(r.run_id, str(r.model), r.task, r.metric, f"{r.value:.4f}", ci, str(r.n),
+                      str(r.precision), str(r.ended_at))
+        Console().print(t)
+
+    @app.command()
+    def version():
+        """Print the harness version and git commit."""
+        from uta_bench import __version__
+        from uta_bench.provenance import git_commit
+
+        typer.echo(f"uta-bench {__version__} ({git_commit() or 'no git'})")

@@ -1,0 +1,52 @@
+"""Entry point: builds the typer app from the command modules and turns UtaBenchError into
+``error: <one line>`` with a non-zero exit code."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from uta_bench.errors import UtaBenchError
+
+app = typer.Typer(name="uta-bench", no_args_is_help=True, add_completion=False,
+                  help="Evaluate and benchmark UTA / CLIP checkpoints; reproduce the paper's tables.",
+                  pretty_exceptions_enable=False)
+run_app = typer.Typer(no_args_is_help=True, help="Run an evaluation and write its rows to the results store.")
+app.add_typer(run_app, name="run")
+
+# Each module defines register(app, run_app). Add new command modules here.
+COMMAND_MODULES = (
+    "uta_bench.cli.basic",
+    "uta_bench.cli.run_zeroshot",
+)
+
+
+def build() -> typer.Typer:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app, run_app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    build()
+    try:
+        app(args=argv, standalone_mode=False)
+    except UtaBenchError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+    sys.exit(0)

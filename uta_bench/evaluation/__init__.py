@@ -1,0 +1,1 @@
+"""Task plugins: the evaluation loops behind `uta-bench run`."""

@@ -1,0 +1,54 @@
+"""Class names and prompt templates, taken from clip_benchmark / open_clip (never pasted here)."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from uta_bench.errors import UtaBenchError
+
+
+@functools.lru_cache(maxsize=None)
+def _clip_benchmark_json(name: str) -> dict:
+    import clip_benchmark.datasets as d
+
+    return json.loads((Path(d.__file__).parent / name).read_text())
+
+
+def templates(spec) -> list:
+    """``open_clip:openai_imagenet`` | ``open_clip:simple_imagenet`` | ``clip_benchmark:<key>`` | list."""
+    if isinstance(spec, list):
+        return list(spec)
+    src, _, key = spec.partition(":")
+    if src == "open_clip":
+        from open_clip import zero_shot_metadata as z
+
+        table = {"openai_imagenet": z.OPENAI_IMAGENET_TEMPLATES, "simple_imagenet": z.SIMPLE_IMAGENET_TEMPLATES}
+        if key in table:
+            return list(table[key])
+    elif src == "clip_benchmark":
+        data = _clip_benchmark_json("en_zeroshot_classification_templates.json")
+        if key in data:
+            return list(data[key])
+    raise UtaBenchError(f"unknown template set {spec!r}; use open_clip:openai_imagenet, "
+                        "clip_benchmark:<dataset> or a list of strings with {c}")
+
+
+def classnames(spec, folder_names: list[str] | None = None) -> list[str]:
+    """``clip_benchmark:<key>`` | ``open_clip:imagenet`` | ``folder`` | list."""
+    if isinstance(spec, list):
+        return list(spec)
+    if spec == "folder":
+        if folder_names is None:
+            raise UtaBenchError("classes: folder needs an ImageFolder dataset")
+        return folder_names
+    src, _, key = spec.partition(":")
+    if src == "clip_benchmark":
+        data = _clip_benchmark_json("en_classnames.json")
+        if key in data:
+            return list(data[key])
+    if spec == "open_clip:imagenet":
+        from open_clip import zero_shot_metadata as z
+
+        return list(z.IMAGENET_CLASSNAMES)
+    raise UtaBenchError(f"unknown class list {spec!r}; use clip_benchmark:<dataset>, folder, or a list")

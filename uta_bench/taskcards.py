@@ -1,0 +1,134 @@
+"""Task cards: YAML files under ``tasks/`` describing each evaluation (like lm-evaluation-harness).
+
+A card names its type, data location/format, classes, templates, metrics and expected sample
+count. A card with a missing or wrongly typed field fails with an error naming the field. A path to
+an ImageFolder can also be given as a task: it becomes an ad-hoc classification card.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from uta_bench.errors import UtaBenchError, suggest
+from uta_bench.paths import repo_root
+
+TASK_TYPES = ("classification", "retrieval", "suite")
+
+
+@dataclass
+class TaskCard:
+    task: str
+    version: str
+    type: str
+    description: str = ""
+    dataset: dict = field(default_factory=dict)     # path (under --data-root), formats, builtin
+    classes: Any = "folder"                          # "clip_benchmark:<key>", "folder" or a list
+    class_subset: Any = None                         # "clip_benchmark:<key>" or list of indices
+    templates: Any = "open_clip:openai_imagenet"     # named set or list of "... {c} ..." strings
+    metrics: list = field(default_factory=lambda: ["top1", "top5"])
+    expected_samples: int | None = None
+    expected_captions: int | None = None
+    paper: dict | None = None                        # {table: ..., column: ...}
+    tasks: list = field(default_factory=list)        # suites: member task names
+    source: str = ""                                 # file the card came from
+
+    @property
+    def is_suite(self) -> bool:
+        return self.type == "suite"
+
+
+# field -> (required, accepted types)
+_SCHEMA: dict[str, tuple[bool, tuple]] = {
+    "task": (True, (str,)), "version": (True, (str, int)), "type": (True, (str,)),
+    "description": (False, (str,)), "dataset": (False, (dict,)), "classes": (False, (str, list)),
+    "class_subset": (False, (str, list, type(None))), "templates": (False, (str, list)),
+    "metrics": (False, (list,)), "expected_samples": (False, (int, type(None))),
+    "expected_captions": (False, (int, type(None))), "paper": (False, (dict, type(None))),
+    "tasks": (False, (list,)),
+}
+
+
+def parse_card(data: Any, source: str = "<card>") -> TaskCard:
+    if not isinstance(data, dict):
+        raise UtaBenchError(f"task card {source}: expected a mapping of fields, got {type(data).__name__}")
+    for name, (required, types) in _SCHEMA.items():
+        if name not in data:
+            if required:
+                raise UtaBenchError(f"task card {source}: field '{name}' is missing "
+                                    f"(expected {' or '.join(t.__name__ for t in types)})")
+            continue
+        if not isinstance(data[name], types) or isinstance(data[name], bool):
+            raise UtaBenchError(f"task card {source}: field '{name}' must be "
+                                f"{' or '.join(t.__name__ for t in types)}, got {type(data[name]).__name__}")
+    unknown = sorted(set(data) - set(_SCHEMA))
+    if unknown:
+        raise UtaBenchError(f"task card {source}: unknown field '{unknown[0]}'")
+    if data["type"] not in TASK_TYPES:
+        raise UtaBenchError(f"task card {source}: field 'type' must be one of {', '.join(TASK_TYPES)}")
+    if data["type"] == "suite" and not data.get("tasks"):
+        raise UtaBenchError(f"task card {source}: field 'tasks' must list the suite's tasks")
+    kw = {f.name: data[f.name] for f in fields(TaskCard) if f.name in data}
+    kw["version"] = str(kw["version"])
+    return TaskCard(**kw, source=source)
+
+
+def load_card_file(path: str | Path) -> TaskCard:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise UtaBenchError(f"task card {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse_card(data, str(path))
+
+
+def card_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("UTA_BENCH_TASKS", "").split(os.pathsep) if p]
+    root = repo_root()
+    if root:
+        dirs.append(root / "tasks")
+    return [d for d in dirs if d.is_dir()]
+
+
+def all_cards() -> dict[str, TaskCard]:
+    cards: dict[str, TaskCard] = {}
+    for d in card_dirs():
+        for f in sorted(d.glob("*.yaml")):
+            card = load_card_file(f)
+            cards.setdefault(card.task, card)
+    return cards
+
+
+def get_card(name: str) -> TaskCard:
+    """A registered card by name, a card file path, or an ad-hoc card for an ImageFolder path."""
+    p = Path(name).expanduser()
+    if name.endswith((".yaml", ".yml")) and p.is_file():
+        return load_card_file(p)
+    if p.is_dir():
+        return TaskCard(task=f"folder:{p.resolve().name}", version="adhoc", type="classification",
+                        description=f"ImageFolder at {p.resolve()}",
+                        dataset={"path": str(p.resolve()), "formats": ["imagefolder"]}, source=str(p))
+    cards = all_cards()
+    if name not in cards:
+        if os.sep in name or name.startswith("."):
+            raise UtaBenchError(f"task path {name} does not exist; give an ImageFolder directory, "
+                                "a card .yaml, or a task name")
+        raise suggest(name, cards, "task")
+    return cards[name]
+
+
+def expand(names: list[str]) -> list[TaskCard]:
+    """Resolve names (suites expanded, duplicates dropped, order kept)."""
+    out: list[TaskCard] = []
+    seen: set[str] = set()
+    for n in names:
+        card = get_card(n)
+        members = expand(card.tasks) if card.is_suite else [card]
+        for c in members:
+            if c.task not in seen:
+                seen.add(c.task)
+                out.append(c)
+    return out

@@ -1,0 +1,143 @@
+"""Zero-shot classifier builder: class names x templates -> one text embedding per class.
+
+Per class: mean of the L2-normalised template embeddings, renormalised (CLIP's recipe). All prompts
+are encoded in large batches (not one forward per class), each batch truncated to its longest prompt
+(exact, see :mod:`uta_bench.text`). Results are cached on disk, content-addressed by (weights
+sha256, tokenizer, class names, templates, precision); writes are atomic (temp file + rename).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from uta_bench.paths import atomic_write_bytes, home
+
+Template = str | Callable[[str], str]
+
+
+@dataclass
+class Classifier:
+    weights: torch.Tensor          # (embed_dim, num_classes), columns L2-normalised
+    classnames: list[str]
+    key: str
+
+    def subset(self, indices: Sequence[int]) -> "Classifier":
+        """Columns ``indices`` (e.g. the 200 IN-A/IN-R classes of the 1000-class classifier)."""
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        return Classifier(self.weights[:, idx].contiguous(), [self.classnames[i] for i in idx.tolist()],
+                          f"{self.key}[{hashlib.sha256(str(idx.tolist()).encode()).hexdigest()[:12]}]")
+
+    def logits(self, image_features: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+        return scale * image_features @ self.weights
+
+
+def render(template: Template, classname: str) -> str:
+    return template(classname) if callable(template) else template.format(c=classname)
+
+
+def template_strings(templates: Sequence[Template]) -> list[str]:
+    """Canonical text of each template (for the cache key): rendered on a sentinel class name."""
+    return [render(t, "{c}") for t in templates]
+
+
+def cache_key(model_id: str, tokenizer_id: str, classnames, templates, precision: str) -> str:
+    payload = json.dumps({"model": model_id, "tokenizer": tokenizer_id, "classnames": list(classnames),
+                          "templates": template_strings(templates), "precision": precision,
+                          "v": 1}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def model_identity(loaded) -> str:
+    """Weights sha256 when known; else a digest of the text tower's tensors (random-init models)."""
+    if loaded.weights_sha256:
+        return loaded.weights_sha256
+    from uta_bench.text import text_modules
+
+    h = hashlib.sha256()
+    for k, v in sorted(text_modules(loaded.model).state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return "params:" + h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return home() / "cache" / "classifiers"
+
+
+@torch.no_grad()
+def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Template],
+                     batch_size: int = 256, use_cache: bool = True, truncate: bool = True,
+                     progress: bool = False) -> Classifier:
+    """The zero-shot classifier of ``loaded`` (a :class:`~uta_bench.models.loader.LoadedModel`)."""
+    from uta_bench.text import encode_text
+
+    tok_id = f"{loaded.card.tokenizer}@{loaded.card.context_length}"
+    key = cache_key(model_identity(loaded), tok_id, classnames, templates, loaded.precision_run)
+    path = cache_dir() / f"{key}.safetensors"
+    if use_cache and path.is_file():
+        cached = _read(path)
+        if cached is not None:
+            return Classifier(cached, list(classnames), key)
+    prompts = [render(t, c) for c in classnames for t in templates]
+    tokens = loaded.tokenizer(prompts)
+    # sort by length so each batch is truncated to a short common length, then restore order
+    order = torch.argsort(tokens.argmax(dim=-1), descending=True)
+    chunks = []
+    with _progress(progress, len(prompts), "text classifier", "prompts") as advance:
+        for start in range(0, len(prompts), batch_size):
+            idx = order[start:start + batch_size]
+            with loaded.autocast():
+                chunks.append((idx, encode_text(loaded.model, tokens[idx].to(loaded.device),
+                                                truncate=truncate).float().cpu()))
+            advance(len(idx))
+    feats = torch.empty(len(prompts), chunks[0][1].shape[1])
+    for idx, f in chunks:
+        feats[idx] = f
+    per_class = feats.view(len(classnames), len(templates), -1).mean(dim=1)
+    weights = torch.nn.functional.normalize(per_class, dim=-1).T.contiguous()
+    if use_cache:
+        _write(path, weights, classnames)
+    return Classifier(weights, list(classnames), key)
+
+
+def _write(path: Path, weights: torch.Tensor, classnames) -> None:
+    from safetensors.torch import save
+
+    data = save({"weights": weights}, metadata={"num_classes": str(len(classnames))})
+    atomic_write_bytes(path, data)
+
+
+def _read(path: Path) -> torch.Tensor | None:
+    from safetensors.torch import load
+
+    try:
+        return load(path.read_bytes())["weights"]
+    except Exception:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
+        return None
+
+
+class _progress:
+    """Rich progress bar (counts + ETA) or a no-op."""
+
+    def __init__(self, enabled: bool, total: int, label: str, unit: str = "it"):
+        self.enabled, self.total, self.label, self.unit = enabled, total, label, unit
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from uta_bench.progress import make_progress
+
+        self._p = make_progress(self.unit)
+        self._p.__enter__()
+        task = self._p.add_task(self.label, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.__exit__(*exc)
+        return False
