@@ -14,8 +14,15 @@ app = typer.Typer(name="uta-bench", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 run_app = typer.Typer(no_args_is_help=True, help="Run an evaluation and write its rows to the results store.")
 app.add_typer(run_app, name="run")
+# Shared command groups: modules add sub-commands with `from uta_bench.cli.main import plot_app` etc.
+train_app = typer.Typer(no_args_is_help=True, help="Train / fine-tune (pre-training, detection, segmentation...).")
+plot_app = typer.Typer(no_args_is_help=True, help="Draw the paper's figures and result plots as PNGs.")
+data_app = typer.Typer(no_args_is_help=True, help="Check datasets before long runs.")
+app.add_typer(train_app, name="train")
+app.add_typer(plot_app, name="plot")
+app.add_typer(data_app, name="data")
 
-# Each module defines register(app, run_app). Add new command modules here.
+# Each module defines register(app, run_app). Add new command modules here (one line each).
 COMMAND_MODULES = (
     "uta_bench.cli.basic",
     "uta_bench.cli.run_zeroshot",
