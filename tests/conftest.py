@@ -42,6 +42,8 @@ def save_official(arch: str, path: Path, seed: int = 0, fmt: str = "pt") -> dict
         for name, p in model.named_parameters():
             if name.endswith("bias") or ".norm" in name or "ln_" in name:
                 p.add_(0.05 * torch.randn_like(p))
+        # timm scales the head init by 1e-3; use a unit-scale head so outputs (and diffs) are O(1)
+        model.visual.head.weight.normal_(0, model.visual.head.weight.shape[1] ** -0.5)
     official = internal_to_official(model.state_dict(), arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "safetensors":

@@ -164,8 +164,8 @@ def internal_to_official(state_dict: dict[str, torch.Tensor], arch: str) -> dict
     cos, sin = official_rope_tables(arch)
     out["visual.rope.freqs_cos"], out["visual.rope.freqs_sin"] = cos, sin
     for i in range(UTA_ARCHS[arch]["depth"]):
-        out[f"visual.blocks.{i}.attn.rope.freqs_cos"] = cos
-        out[f"visual.blocks.{i}.attn.rope.freqs_sin"] = sin
+        out[f"visual.blocks.{i}.attn.rope.freqs_cos"] = cos.clone()  # separate tensors: safetensors-safe
+        out[f"visual.blocks.{i}.attn.rope.freqs_sin"] = sin.clone()
     return out
 
 
