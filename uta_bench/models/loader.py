@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from uta_bench.checkpoint import read_state_dict, sha256_file, strict_load
+from uta_bench.checkpoint import diff_state_dicts, format_diff, read_state_dict, sha256_file
 from uta_bench.errors import CheckpointError, UtaBenchError
 from uta_bench.registry import ModelCard, get_card, resolve_alias
 
@@ -126,10 +126,9 @@ def _load_uta(arch_card: ModelCard, card: ModelCard, checkpoint, trust, pretrain
     want_cos, _ = official_rope_tables(arch_card.arch)
     bad_rope = [f"visual.{k}: checkpoint {list(v.shape)} vs model {list(want_cos.shape)}"
                 for k, v in rope.items() if tuple(v.shape) != tuple(want_cos.shape)]
-    if bad_rope:
-        from uta_bench.checkpoint import format_diff
-
-        raise CheckpointError(format_diff(card.name, [], unexpected, bad_rope))
     model = UTAModel(arch_card.arch)
-    strict_load(model, converted, card.name, extra_unexpected=unexpected)
+    missing, extra, shapes = diff_state_dicts(model.state_dict(), converted)
+    if missing or extra or unexpected or shapes or bad_rope:
+        raise CheckpointError(format_diff(card.name, missing, unexpected + extra, shapes + bad_rope))
+    model.load_state_dict(converted, strict=True)
     return model, Path(path)
