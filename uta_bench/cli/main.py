@@ -26,6 +26,7 @@ app.add_typer(data_app, name="data")
 COMMAND_MODULES = (
     "uta_bench.cli.basic",
     "uta_bench.cli.run_zeroshot",
+    "uta_bench.cli.finetune",
 )
 
 

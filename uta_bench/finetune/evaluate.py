@@ -1,0 +1,96 @@
+"""`uta-bench run finetune-eval`: top-1/top-5 of a fine-tuned classifier -> store rows (Table 4, FT).
+
+The checkpoint goes through the normal path: ``load_model(model, checkpoint)`` (strict official-layout
+load, sha256, the card's eval preprocessing), then the class head written next to it is attached.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from uta_bench.errors import UtaBenchError
+
+TASK = "imagenet1k_ft"        # rows of this task map to Table 4's "ImageNet FT" column
+PAPER_TABLE = "4"
+PAPER_COLUMN = "ImageNet FT"
+
+
+def paper_row(card) -> str | None:
+    """Table 4 row label of a model card (``UTA† B`` for contrastively fine-tuned UTA checkpoints)."""
+    ref = card.paper
+    if ref is None:
+        return None
+    dagger = "†" if ref.method == "UTA" and ref.it_pairs not in ("0B", "0", "") else ""
+    return f"{ref.method}{dagger} {ref.size}"
+
+
+@torch.no_grad()
+def predict(loaded, classifier, dataset, batch_size: int = 64, workers: int = 0, progress: bool = True,
+            label: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N, C] float32, targets [N]) over an ImageFolder-style dataset."""
+    from torch.utils.data import DataLoader
+
+    from uta_bench.zeroshot import _progress
+
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
+    logits, targets = [], []
+    with _progress(progress, len(dataset), label, "img") as advance:
+        for images, target in loader:
+            with loaded.autocast():
+                out = classifier(images.to(loaded.device))
+            logits.append(out.float().cpu())
+            targets.append(torch.as_tensor(target))
+            advance(len(images))
+    if not logits:
+        raise UtaBenchError("the evaluation folder has no images")
+    return torch.cat(logits), torch.cat(targets)
+
+
+def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, store: str | None = None,
+                      batch_size: int = 64, workers: int = 0, limit: int | None = None, precision: str = "fp32",
+                      device: str = "cpu", trust_checkpoint: bool = False, seed: int = 0,
+                      progress: bool = True) -> tuple[str, list]:
+    """Evaluate and write top1/top5 rows; returns (run id, metrics)."""
+    from torch.utils.data import Subset
+
+    from uta_bench.data.imagefolder import image_folder
+    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
+    from uta_bench.finetune.model import load_finetuned
+    from uta_bench.manifest import folder_manifest
+    from uta_bench.predictions import save_predictions
+    from uta_bench.provenance import new_run_id, now, versions
+    from uta_bench.store import ResultsStore, RunInfo
+
+    if not Path(data).is_dir():
+        raise UtaBenchError(f"evaluation folder {data} does not exist; pass an ImageFolder (e.g. ImageNet val "
+                            "in synset sub-folders) to --data")
+    results = ResultsStore(store)
+    torch.manual_seed(seed)
+    loaded, clf, meta = load_finetuned(model, checkpoint, device=device, precision=precision,
+                                       trust_checkpoint=trust_checkpoint)
+    ds = image_folder(data, transform=loaded.preprocess)
+    if list(ds.classes) != list(meta["classes"]):
+        extra = sorted(set(ds.classes) ^ set(meta["classes"]))[:3]
+        raise UtaBenchError(f"{data} has {len(ds.classes)} class folders but the classifier was trained on "
+                            f"{len(meta['classes'])} (first differences: {extra}); evaluate on the same classes")
+    manifest = folder_manifest(data, [p for p, _ in ds.samples])
+    if limit:
+        ds = Subset(ds, list(range(min(limit, len(ds)))))
+    started = now()
+    logits, targets = predict(loaded, clf, ds, batch_size, workers, progress, label=task)
+    metrics = accuracy_metrics(logits, targets, ("top1", "top5"))
+    run = RunInfo(run_id=new_run_id(), model=model, weights_sha256=loaded.weights_sha256,
+                  device=str(loaded.device), precision=loaded.precision_run, seed=seed, started_at=started,
+                  config={"checkpoint": str(checkpoint), "data": str(data), "batch_size": batch_size,
+                          "limit": limit, "task": task, "kind": "finetune-eval"},
+                  versions=versions())
+    row = paper_row(loaded.card) if task == TASK else None
+    paper = {"table": PAPER_TABLE, "row": row} if row else None
+    save_predictions(results, run.run_id, task, {
+        "top5": topk_predictions(logits, 5), "target": targets,
+        "correct1": (logits.argmax(1) == targets).to(torch.int8)})
+    results.write_task(run, task, metrics, task_version="1", dataset_manifest=manifest, paper=paper,
+                       extra={"paper_column": PAPER_COLUMN if row else None, "num_classes": len(meta["classes"]),
+                              "head": meta.get("weights"), "recipe": meta.get("recipe")})
+    return run.run_id, metrics
