@@ -1,0 +1,114 @@
+"""`uta-bench check`: regression gate for a new checkpoint (exit 1 on regression, 0 pass, 2 errors)."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+
+def junit_xml(report) -> str:
+    """JUnit XML: one testcase per (task, metric); regressions are failures, missing cells skipped."""
+    import xml.etree.ElementTree as ET
+
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(suites, "testsuite", name="uta-bench check", tests=str(len(report.verdicts)),
+                          failures=str(len(report.regressions)),
+                          skipped=str(sum(v.status == "missing" for v in report.verdicts)), errors="0")
+    props = ET.SubElement(suite, "properties")
+    for k in ("model", "checkpoint", "against", "tolerance"):
+        ET.SubElement(props, "property", name=k, value=str(getattr(report, k)))
+    for v in report.verdicts:
+        tc = ET.SubElement(suite, "testcase", classname=f"uta_bench.check.{report.model}",
+                           name=f"{v.task}/{v.metric}", time="0")
+        msg = describe(v, report.tolerance)
+        if v.status == "regression":
+            ET.SubElement(tc, "failure", message=msg, type="regression").text = msg
+        elif v.status == "missing":
+            ET.SubElement(tc, "skipped", message=msg)
+        else:
+            ET.SubElement(tc, "system-out").text = msg
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def describe(v, tolerance: float) -> str:
+    if v.status == "missing":
+        return f"{v.task}/{v.metric}: no baseline ({v.baseline_ref or 'none'})"
+    ci = "" if v.ci_low is None else f", 95% CI [{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] ({v.noise})"
+    return (f"{v.task}/{v.metric}: {v.status}: candidate {_pct(v.candidate)} vs baseline {_pct(v.baseline)} "
+            f"({v.baseline_ref}), delta {100 * v.delta:+.2f} points{ci}, tolerance {tolerance} points")
+
+
+def register(app: typer.Typer, run_app: typer.Typer) -> None:
+    @app.command("check")
+    def check(
+        model: str = typer.Option(..., "--model", "-m", help="Registered model (architecture) of the checkpoint."),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file to gate."),
+        against: str = typer.Option("paper", "--against", help="paper | RUN_ID | MODEL (its latest runs)."),
+        tolerance: float = typer.Option(0.5, "--tolerance", help="Allowed drop in points (0.5 = 0.5%)."),
+        tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks/suites to evaluate."),
+        metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Only these metrics (e.g. top1)."),
+        paper_as: Optional[str] = typer.Option(None, "--paper-as",
+                                               help="Gate against this model's paper row (--against paper)."),
+        junit: Optional[str] = typer.Option(None, "--junit", help="Write a JUnit XML report to FILE."),
+        json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON report to FILE."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
+        data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
+        batch_size: int = typer.Option(64, "--batch-size", min=1),
+        device: str = typer.Option("cpu", "--device"),
+        precision: str = typer.Option("fp32", "--precision"),
+        trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
+        random_init: bool = typer.Option(False, "--random-init", help="No weights (pipeline smoke tests)."),
+        store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
+    ):
+        """Evaluate (or re-use cached results of) a checkpoint and gate it against a baseline."""
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from uta_bench.errors import UtaBenchError
+        from uta_bench.gate import check as run_check
+        from uta_bench.paths import atomic_write_text
+        from uta_bench.store import ResultsStore
+
+        tasks = [t for item in (tasks or []) for t in item.split(",") if t]
+        if not tasks:
+            raise UtaBenchError("give the tasks to gate on with --tasks (e.g. --tasks zeroshot, or the "
+                                "recipes/ci/check.yaml list)")
+        if checkpoint is None and not random_init:
+            raise UtaBenchError("give --checkpoint PATH (the weights to gate), or --random-init for a smoke test")
+        metrics = [m for item in (metrics or []) for m in item.split(",") if m] or None
+        report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
+                           paper_as=paper_as, limit=limit, random_init=random_init,
+                           run_kwargs=dict(data_root=data_root, batch_size=batch_size, device=device,
+                                           precision=precision, trust_checkpoint=trust_checkpoint))
+        t = Table(title=f"uta-bench check: {model} ({checkpoint or 'random init'}) vs {against}, "
+                        f"tolerance {tolerance} points")
+        for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
+            t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
+        colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
+                  "missing": "dim"}
+        for v in report.verdicts:
+            ci = "-" if v.ci_low is None else f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]"
+            t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
+                      "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
+                      "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
+                      style=colors.get(v.status))
+        console = Console()
+        console.print(t)
+        if junit:
+            atomic_write_text(junit, junit_xml(report))
+        if json_out:
+            atomic_write_text(json_out, json.dumps(report.to_dict(), indent=1, default=str))
+        n_reg = len(report.regressions)
+        if n_reg:
+            console.print(f"[bold red]FAIL[/bold red]: {n_reg} regression(s) beyond {tolerance} points and "
+                          "beyond noise")
+            sys.exit(1)
+        console.print("[green]PASS[/green]: no regression beyond tolerance and noise")

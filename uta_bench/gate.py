@@ -1,0 +1,232 @@
+"""`uta-bench check`: the CI regression gate for a new checkpoint.
+
+1. Candidate: per task, re-use the latest measured rows of the same model with the same weights
+   (sha256 of ``--checkpoint``), the same ``--limit`` and the same random-init flag; evaluate the
+   other tasks in one new run through :func:`uta_bench.runner.run_zeroshot`.
+2. Baseline (``--against``): ``paper`` (the paper cells of the model's PaperRef, see
+   :mod:`uta_bench.paper.mapping`), a run id in the store, or a model name (its latest measured rows,
+   excluding the candidate's runs).
+3. Per (task, metric): delta = candidate - baseline. The noise band is the 95% CI of delta: the
+   paired bootstrap over per-sample predictions when both sides saved them, else both Wilson CIs
+   combined (sqrt of summed squared half-widths), else our CI against the paper's point value.
+   Verdicts: ``regression`` when delta < -tolerance AND the CI's upper end < 0 (beyond tolerance and
+   beyond noise; without any CI, tolerance alone decides); ``noise`` when the drop exceeds tolerance
+   but the CI reaches 0 (reported, not failing); ``improved`` when delta > tolerance with CI above 0;
+   otherwise ``pass``. Cells without a baseline are ``missing`` (reported as skipped).
+Exit code: 1 with any regression, else 0 (usage/data errors: 2, raised as UtaBenchError).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from uta_bench.errors import UtaBenchError
+
+
+@dataclass
+class Verdict:
+    task: str
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    delta: float | None = None
+    ci_low: float | None = None         # 95% CI of delta
+    ci_high: float | None = None
+    p_value: float | None = None
+    status: str = "missing"
+    noise: str = ""                      # how the CI was obtained
+    baseline_ref: str = ""               # paper cell / run id
+    candidate_run: str = ""
+
+
+@dataclass
+class CheckReport:
+    model: str
+    checkpoint: str | None
+    against: str
+    tolerance: float                     # points
+    verdicts: list = field(default_factory=list)
+    candidate_runs: list = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.status == "regression"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["exit_code"] = self.exit_code
+        return d
+
+
+def _cfg(row) -> dict:
+    try:
+        return json.loads(row.config_json or "{}")
+    except (TypeError, ValueError):
+        return {}
+
+
+def candidate_rows(store, model: str, checkpoint: str | None, tasks: list[str], limit: int | None,
+                   random_init: bool, run_kwargs: dict, progress: bool = True):
+    """Measured rows of the candidate for ``tasks`` (cached when possible); returns (rows df, run ids)."""
+    import pandas as pd
+
+    from uta_bench.checkpoint import sha256_file
+
+    sha = sha256_file(checkpoint) if checkpoint else None
+    df = store.df(model=model)
+    have = {}
+    if len(df):
+        df = df[df.source == "measured"]
+        for r in df.sort_values("id").itertuples():
+            cfg = _cfg(r)
+            same = (r.weights_sha256 == sha if sha else (cfg.get("checkpoint") is None)) and \
+                cfg.get("limit") == limit and bool(not cfg.get("pretrained", True)) == random_init
+            if same and r.task in tasks:
+                have[r.task] = r.run_id          # latest wins
+    todo = [t for t in tasks if t not in have]
+    if todo:
+        from uta_bench.runner import RunConfig, run_zeroshot
+
+        cfg = RunConfig(model=model, tasks=todo, checkpoint=checkpoint, store=store.url, limit=limit,
+                        pretrained=not random_init, progress=progress, **run_kwargs)
+        run_id = run_zeroshot(cfg)
+        for t in todo:
+            have[t] = run_id
+    rows = store.df(model=model)
+    parts = [rows[(rows.run_id == rid) & (rows.task == t)] for t, rid in have.items()]
+    out = pd.concat(parts, ignore_index=True) if parts else rows.iloc[:0]
+    return out, sorted(set(have.values()))
+
+
+def _ci_from_rows(cand, base) -> tuple[float | None, float | None, str]:
+    def half(r):
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        return None if lo is None or hi is None or lo != lo or hi != hi else (hi - lo) / 2
+
+    d = cand["value"] - base["value"]
+    hc, hb = half(cand), (half(base) if "ci_low" in base else 0.0)
+    if hc is None and not hb:
+        return None, None, "none"
+    h = math.sqrt((hc or 0.0) ** 2 + (hb or 0.0) ** 2)
+    return d - h, d + h, "wilson-combined" if hb else "candidate-ci"
+
+
+def decide(v: Verdict, tol: float) -> Verdict:
+    """Set ``v.status`` from delta, its CI and the tolerance (fraction, 0.005 = 0.5 points)."""
+    if v.baseline is None or v.candidate is None:
+        v.status = "missing"
+        return v
+    v.delta = v.candidate - v.baseline
+    eps = 1e-12
+    if v.delta < -tol - eps:
+        v.status = "regression" if v.ci_high is None or v.ci_high < 0 else "noise"
+    elif v.delta > tol + eps and (v.ci_low is None or v.ci_low > 0):
+        v.status = "improved"
+    else:
+        v.status = "pass"
+    return v
+
+
+def _paired(store, cand_run: str, base_run: str, task: str, metric: str):
+    """Paired-bootstrap CI + McNemar p for top1/top5 when both runs saved matching predictions."""
+    key = {"top1": "correct1", "top5": "correct5"}.get(metric)
+    if key is None:
+        return None
+    from uta_bench.compare import compare_runs
+
+    try:
+        res = compare_runs(store, base_run, cand_run, tasks=[task], keys=[key], n_boot=5000)
+    except UtaBenchError:
+        return None
+    return res[0] if res else None
+
+
+def baseline_rows(store, against: str, exclude_runs: list[str]):
+    """Rows of a run id, or the latest measured rows of a model; ('run'|'model', df)."""
+    from uta_bench.registry import list_models
+
+    df = store.df(run_id=against)
+    if len(df):
+        return "run", df
+    if against in list_models():
+        df = store.df(model=against)
+        df = df[(df.source == "measured") & ~df.run_id.isin(exclude_runs)]
+        if df.empty:
+            raise UtaBenchError(f"model {against!r} has no measured rows in {store.url} to compare against; "
+                                f"run `uta-bench run zeroshot --model {against}` first")
+        return "model", df.sort_values("id").groupby(["task", "metric"], as_index=False).tail(1)
+    raise UtaBenchError(f"--against {against!r} is neither 'paper', a run id in {store.url}, nor a model name")
+
+
+def check(store, model: str, checkpoint: str | None, against: str, tolerance: float, tasks: list[str],
+          metrics: list[str] | None = None, paper_as: str | None = None, limit: int | None = None,
+          random_init: bool = False, run_kwargs: dict | None = None, progress: bool = True) -> CheckReport:
+    from uta_bench.paper.mapping import canonical_metric
+
+    if tolerance < 0:
+        raise UtaBenchError("--tolerance must be >= 0 (points, e.g. 0.5)")
+    from uta_bench.taskcards import expand
+
+    tasks = [c.task for c in expand(tasks)]                 # fail fast on unknown task names
+    report = CheckReport(model, checkpoint, against, tolerance)
+    tol = tolerance / 100.0
+    if against == "paper":
+        ref = _paper_ref(model, paper_as)
+    cand, report.candidate_runs = candidate_rows(store, model, checkpoint, tasks, limit, random_init,
+                                                 run_kwargs or {}, progress)
+    if metrics:
+        cand = cand[cand.metric.isin(metrics)]
+    if against == "paper":
+        report.verdicts = _against_paper(cand, model, ref)
+    else:
+        kind, base = baseline_rows(store, against, report.candidate_runs)
+        base_by = {(r["task"], canonical_metric(r["metric"])): r for r in base.to_dict("records")}
+        for r in cand.to_dict("records"):
+            b = base_by.get((r["task"], canonical_metric(r["metric"])))
+            v = Verdict(r["task"], r["metric"], None if b is None else b["value"], r["value"],
+                        baseline_ref=f"{kind} {b['run_id']}" if b else "", candidate_run=r["run_id"])
+            if b is not None:
+                pr = _paired(store, r["run_id"], b["run_id"], r["task"], canonical_metric(r["metric"]))
+                if pr is not None and abs(pr.value_b - r["value"]) < 1e-9 and abs(pr.value_a - b["value"]) < 1e-9:
+                    v.ci_low, v.ci_high, v.p_value, v.noise = pr.ci_low, pr.ci_high, pr.p_value, "paired-bootstrap"
+                else:
+                    v.ci_low, v.ci_high, v.noise = _ci_from_rows(r, b)
+            report.verdicts.append(v)
+    for v in report.verdicts:
+        decide(v, tol)
+    if not any(v.status != "missing" for v in report.verdicts):
+        raise UtaBenchError(f"nothing to compare: no measured cell of {model} on {', '.join(tasks)} has a baseline "
+                            f"in {against!r} (for --against paper the task cards need paper: {{table, column}} "
+                            "and the model a paper row; see --paper-as)")
+    return report
+
+
+def _paper_ref(model: str, paper_as: str | None):
+    from uta_bench.registry import get_card
+
+    ref = get_card(paper_as or model).paper
+    if ref is None:
+        raise UtaBenchError(f"model {paper_as or model!r} has no paper row; pass --paper-as NAME of a model "
+                            "whose row to gate against (e.g. uta_b16)")
+    return ref
+
+
+def _against_paper(cand, model: str, ref) -> list[Verdict]:
+    from uta_bench.paper.mapping import paper_comparison
+
+    comp = paper_comparison(cand, tables=["1", "2"], refs={model: ref})
+    out = []
+    for r in comp.to_dict("records"):
+        v = Verdict(r["task"], r["metric"], r["paper_value"], r["value"], candidate_run=r["run_id"],
+                    baseline_ref=f"paper T{r['paper_table']} {r['paper_row']} / {r['column']}" if r["paper_row"]
+                    else f"paper T{r['paper_table']} (no row for {ref.method} {ref.model} {ref.it_pairs})")
+        if r["paper_value"] is not None and r["ci_low"] is not None:
+            v.ci_low, v.ci_high, v.noise = r["ci_low"] - r["paper_value"], r["ci_high"] - r["paper_value"], \
+                "candidate-ci"
+        out.append(v)
+    return out

@@ -1,0 +1,142 @@
+"""Which paper cell a measured row corresponds to (model card ``PaperRef`` + task card ``paper``).
+
+See the package docstring for the task/metric names. :func:`paper_comparison` joins the latest
+measured rows with the paper rows: one record per (model, paper table, paper cell) with the paper
+value, our value, its 95% CI and delta; measured rows without a paper row are kept with
+``paper_row = None`` (rendered as "no paper row", never matched to a guess).
+"""
+from __future__ import annotations
+
+import re
+
+METRIC_ALIASES = {
+    "acc1": "top1", "top1_acc": "top1", "accuracy": "top1", "acc5": "top5", "top5_acc": "top5",
+    "miou": "mIoU", "aAcc": "aAcc",
+    "bbox_ap": "bbox_mAP", "box_ap": "bbox_mAP", "segm_ap": "segm_mAP", "mask_ap": "segm_mAP",
+}
+_RECALL = re.compile(r"^(?P<dir>image_to_text|i2t|text_to_image|t2i|text_retrieval|image_retrieval)"
+                     r"_(?:R|recall|r)@?(?P<k>\d+)$")
+_DIR = {"image_to_text": "text_retrieval", "i2t": "text_retrieval", "text_retrieval": "text_retrieval",
+        "text_to_image": "image_retrieval", "t2i": "image_retrieval", "image_retrieval": "image_retrieval"}
+
+
+def canonical_metric(metric: str) -> str:
+    """Map accepted metric spellings to the paper rows' names (``i2t_R@1`` -> ``text_retrieval_recall@1``)."""
+    m = metric.split("/")[-1]                       # mmdet/mmseg style "coco/bbox_mAP"
+    mm = _RECALL.match(m.replace("recall@", "recall").replace("R@", "R"))
+    if mm:
+        return f"{_DIR[mm['dir']]}_recall@{mm['k']}"
+    return METRIC_ALIASES.get(m, METRIC_ALIASES.get(m.lower(), m))
+
+
+def _card_paper_tasks(task: str, paper, cards) -> set[str]:
+    """Paper task names a measured task stands for: itself, plus its card's ``paper: {table, column}``."""
+    out = {task}
+    card = cards.get(task)
+    ref = (card.paper or {}) if card is not None else {}
+    if ref.get("table") is not None and ref.get("column"):
+        t, col = str(ref["table"]), str(ref["column"])
+        sub = paper[paper.paper_table == t]
+        hit = sub[sub.column.map(lambda c: c == col or col in c.split("/"))]
+        out.update(hit.task.unique())
+    return out
+
+
+def paper_row_for(model_ref, table: str, paper) -> str | None:
+    """The paper row of a model card's PaperRef in Table 1 or 2 (None when absent or ambiguous)."""
+    if model_ref is None or table not in ("1", "2"):
+        return None
+    t1 = paper[paper.paper_table == "1"].drop_duplicates("paper_row")
+    if table == "1":
+        hit = t1[(t1.method == model_ref.method) & (t1.model == model_ref.model) & (t1.it_pairs == model_ref.it_pairs)]
+        return hit.paper_row.iloc[0] if len(hit) else None
+    # Table 2 labels rows by size only. When Table 1 lists the same method/size/pairs at two
+    # resolutions (e.g. UTA L/14@224 and @336, 4B), Table 2 is taken to be the 224 model; a 336
+    # model then gets no Table 2 row rather than a guessed one.
+    same = t1[(t1.method == model_ref.method) & (t1.size == model_ref.size) & (t1.it_pairs == model_ref.it_pairs)]
+    if len(same) > 1 and str(model_ref.model).split("@")[-1] != min(same.resolution, key=int):
+        return None
+    t2 = paper[paper.paper_table == "2"].drop_duplicates("paper_row")
+    hit = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size) & (t2.it_pairs == model_ref.it_pairs)]
+    return hit.paper_row.iloc[0] if len(hit) else None
+
+
+def _model_ref(model: str, overrides: dict):
+    if model in overrides:
+        return overrides[model]
+    from uta_bench.errors import UtaBenchError
+    from uta_bench.registry import get_card
+
+    try:
+        return get_card(model).paper
+    except UtaBenchError:
+        return None
+
+
+def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None):
+    """Join measured rows (latest per model/task/metric) with paper cells.
+
+    ``refs`` maps a measured model name to a PaperRef to use instead of its card's (e.g. a
+    checkpoint registered under a test model gated against the UTA-B row). Returns a DataFrame with
+    columns model, run_id, paper_table, paper_row, column, task, metric, paper_value, value, ci_low,
+    ci_high, n, delta (value - paper_value; None without a paper row or value).
+    """
+    import pandas as pd
+
+    from uta_bench.paper.rows import PAPER_TABLES, load_paper_rows
+    from uta_bench.taskcards import all_cards
+
+    paper = load_paper_rows() if paper is None else paper
+    tables = [str(t) for t in (tables or PAPER_TABLES)]
+    refs = refs or {}
+    try:
+        cards = all_cards()
+    except Exception:  # noqa: BLE001 - a broken card elsewhere must not hide the table
+        cards = {}
+    cols = ["model", "run_id", "paper_table", "paper_row", "column", "task", "metric", "paper_value", "value",
+            "ci_low", "ci_high", "n", "delta"]
+    out = []
+    if measured is None or len(measured) == 0:
+        return pd.DataFrame(out, columns=cols)
+    for r in measured.itertuples(index=False):
+        metric = canonical_metric(str(r.metric))
+        tasks = _card_paper_tasks(str(r.task), paper, cards)
+        for t in tables:
+            cells = paper[(paper.paper_table == t) & paper.task.isin(tasks) & (paper.metric == metric)]
+            if cells.empty:
+                continue
+            row = None
+            own = getattr(r, "paper_row", None)
+            if getattr(r, "paper_table", None) == t and own and (cells.paper_row == own).any():
+                row = own
+            elif t in ("1", "2"):
+                row = paper_row_for(_model_ref(str(r.model), refs), t, paper)
+            for column in cells.column.unique():
+                pv = None
+                if row is not None:
+                    hit = cells[(cells.paper_row == row) & (cells.column == column)]
+                    pv = float(hit.value.iloc[0]) if len(hit) else None
+                ci_lo = getattr(r, "ci_low", None)
+                ci_hi = getattr(r, "ci_high", None)
+                out.append(dict(model=r.model, run_id=r.run_id, paper_table=t, paper_row=row, column=column,
+                                task=r.task, metric=r.metric, paper_value=pv, value=float(r.value),
+                                ci_low=None if ci_lo is None or ci_lo != ci_lo else float(ci_lo),
+                                ci_high=None if ci_hi is None or ci_hi != ci_hi else float(ci_hi),
+                                n=_int_or_none(getattr(r, "n", None)),
+                                delta=None if pv is None else float(r.value) - pv))
+    df = pd.DataFrame(out, columns=cols)
+    # one value per (model, table, row, column): rows come in store order, keep the latest
+    return df.drop_duplicates(["model", "paper_table", "paper_row", "column"], keep="last").reset_index(drop=True)
+
+
+def _int_or_none(v):
+    return None if v is None or v != v else int(v)
+
+
+def latest_measured(store, models=None):
+    """Latest measured row per (model, task, metric), for the given models (all when None)."""
+    import pandas as pd
+
+    frames = [store.latest(model=m) for m in models] if models else [store.latest()]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True).sort_values("id") if frames else pd.DataFrame()
