@@ -58,7 +58,13 @@ def paper_row_for(model_ref, table: str, paper) -> str | None:
         return None
     t2 = paper[paper.paper_table == "2"].drop_duplicates("paper_row")
     hit = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size) & (t2.it_pairs == model_ref.it_pairs)]
-    return hit.paper_row.iloc[0] if len(hit) else None
+    if len(hit):
+        return hit.paper_row.iloc[0]
+    # the paper prints Open-CLIP L as 32B in Table 1 and 34B in Table 2: when method + size name exactly
+    # one row in each table, they are the same model
+    one1 = t1[(t1.method == model_ref.method) & (t1.size == model_ref.size)]
+    one2 = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size)]
+    return one2.paper_row.iloc[0] if len(one1) == 1 and len(one2) == 1 else None
 
 
 def _model_ref(model: str, overrides: dict):
