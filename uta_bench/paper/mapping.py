@@ -53,7 +53,7 @@ def paper_row_for(model_ref, table: str, paper) -> str | None:
     # Table 2 labels rows by size only. When Table 1 lists the same method/size/pairs at two
     # resolutions (e.g. UTA L/14@224 and @336, 4B), Table 2 is taken to be the 224 model; a 336
     # model then gets no Table 2 row rather than a guessed one.
-    same = t1[(t1.method == model_ref.method) & (t1.size == model_ref.size) & (t1.it_pairs == model_ref.it_pairs)]
+    same = t1[(t1.method == model_ref.method) & (t1["size"] == model_ref.size) & (t1.it_pairs == model_ref.it_pairs)]
     if len(same) > 1 and str(model_ref.model).split("@")[-1] != min(same.resolution, key=int):
         return None
     t2 = paper[paper.paper_table == "2"].drop_duplicates("paper_row")
@@ -62,7 +62,7 @@ def paper_row_for(model_ref, table: str, paper) -> str | None:
         return hit.paper_row.iloc[0]
     # the paper prints Open-CLIP L as 32B in Table 1 and 34B in Table 2: when method + size name exactly
     # one row in each table, they are the same model
-    one1 = t1[(t1.method == model_ref.method) & (t1.size == model_ref.size)]
+    one1 = t1[(t1.method == model_ref.method) & (t1["size"] == model_ref.size)]
     one2 = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size)]
     return one2.paper_row.iloc[0] if len(one1) == 1 and len(one2) == 1 else None
 
