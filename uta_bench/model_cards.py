@@ -1,7 +1,7 @@
 """The built-in model cards: the paper's UTA checkpoints and the open_clip baselines of Tables 1-2."""
 from __future__ import annotations
 
-from uta_bench.registry import ModelCard, PaperRef, Weights, register_model
+from uta_bench.registry import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ModelCard, PaperRef, Weights, register_model
 
 UTA_HF_REPO = "jjjjh/UTA"
 
@@ -37,6 +37,7 @@ register_model(ModelCard(
 # --- open_clip baselines (Table 1/2 rows). QuickGELU configs where the OpenAI weights need them.
 _OC = [
     # name, open_clip arch, pretrained tag, image size, embed dim, PaperRef
+    # (preprocessing must equal open_clip's pretrained cfg; tests/test_registry.py checks every card)
     ("openai_b16", "ViT-B-16-quickgelu", "openai", 224, 512, PaperRef("CLIP", "B", "B/16@224", "13B")),
     ("openai_l14", "ViT-L-14-quickgelu", "openai", 224, 768, PaperRef("CLIP", "L", "L/14@224", "13B")),
     ("openai_l14_336", "ViT-L-14-336-quickgelu", "openai", 336, 768,
@@ -51,8 +52,11 @@ _OC = [
     ("eva01_g14", "EVA01-g-14", "laion400m_s11b_b41k", 224, 1024, PaperRef("EVA-01-CLIP", "g", "g/14@224", "11B")),
     ("datacomp_l14", "ViT-L-14", "datacomp_xl_s13b_b90k", 224, 768, PaperRef("DataComp", "L", "L/14@224", "13B")),
 ]
+_INCEPTION_NORM = {"openclip_l14": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}  # laion2b_s32b_b82k was trained so
 for _name, _arch, _tag, _size, _dim, _paper in _OC:
+    _mean, _std = _INCEPTION_NORM.get(_name, (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD))
     register_model(ModelCard(
-        name=_name, family="open_clip", arch=_arch, image_size=_size, embed_dim=_dim,
+        name=_name, family="open_clip", arch=_arch, image_size=_size, embed_dim=_dim, mean=_mean, std=_std,
         weights=Weights(open_clip_pretrained=_tag), tokenizer=f"open_clip:{_arch}", paper=_paper,
         description=f"open_clip {_arch} / {_tag}"))
+import uta_bench.demo.cards  # noqa: E402,F401  (offline demo card)

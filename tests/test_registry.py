@@ -1,0 +1,46 @@
+"""Model cards agree with the libraries that define the models."""
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+
+import uta_bench
+from uta_bench.registry import cards, get_card, resolve_alias
+
+OC = [n for n, c in cards().items() if c.family == "open_clip"]
+
+
+@pytest.mark.parametrize("name", OC)
+def test_open_clip_cards_match_pretrained_cfg(name):
+    c = get_card(name)
+    cfg = open_clip.get_pretrained_cfg(c.arch, c.weights.open_clip_pretrained)
+    mc = open_clip.get_model_config(c.arch)
+    assert cfg, f"open_clip has no {c.arch}/{c.weights.open_clip_pretrained}"
+    assert tuple(cfg.get("mean", uta_bench.registry.OPENAI_CLIP_MEAN)) == pytest.approx(c.mean)
+    assert tuple(cfg.get("std", uta_bench.registry.OPENAI_CLIP_STD)) == pytest.approx(c.std)
+    assert cfg.get("interpolation", "bicubic") == c.interpolation
+    assert cfg.get("resize_mode", "shortest") == c.resize_mode
+    assert mc["vision_cfg"]["image_size"] == c.image_size and mc["embed_dim"] == c.embed_dim
+
+
+def test_alias_and_paper_rows():
+    assert resolve_alias("uta_l14").name == "uta_l14_336"
+    assert get_card("uta_l14").paper.model == "L/14@336"
+    assert {get_card(n).paper.method for n in OC} == {"CLIP", "Open-CLIP", "EVA-02-CLIP", "EVA-01-CLIP",
+                                                        "DataComp"}
+
+
+def test_open_clip_checkpoint_roundtrip(tmp_path):
+    """A baseline saved as a state dict loads back through load_model (strict) with identical outputs."""
+    torch.manual_seed(0)
+    ref = open_clip.create_model("ViT-B-16", pretrained=None).eval()
+    path = tmp_path / "vitb16.pt"
+    torch.save(ref.state_dict(), path)
+    m = uta_bench.load_model("openclip_b16", checkpoint=str(path))
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(m.encode_image(x, normalize=False), ref.encode_image(x), atol=1e-6)
+    tok = m.tokenizer(["a photo of a dog"])
+    with torch.no_grad():
+        assert torch.allclose(m.encode_text(tok, normalize=False), ref.encode_text(tok), atol=1e-6)
