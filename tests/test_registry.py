@@ -44,3 +44,30 @@ def test_open_clip_checkpoint_roundtrip(tmp_path):
     tok = m.tokenizer(["a photo of a dog"])
     with torch.no_grad():
         assert torch.allclose(m.encode_text(tok, normalize=False), ref.encode_text(tok), atol=1e-6)
+
+
+@pytest.mark.parametrize("precision,expect", [("fp32", "fp32"), ("bf16", "bf16-autocast")])
+def test_precision_recorded_as_run(precision, expect):
+    m = uta_bench.load_model("uta_tiny", pretrained=False, precision=precision)
+    assert m.precision_run == expect and m.provenance()["precision_run"] == expect
+    x = torch.randn(2, 3, 64, 64)
+    out = m.encode_image(x)
+    assert out.dtype == torch.float32 and torch.allclose(out.norm(dim=-1), torch.ones(2), atol=1e-4)
+    if precision == "bf16":  # autocast really ran: results differ from fp32 at bf16 resolution
+        m32 = uta_bench.load_model("uta_tiny", pretrained=False)
+        m32.model.load_state_dict(m.model.state_dict())
+        diff = (m32.encode_image(x) - out).abs().max().item()
+        assert 0 < diff < 0.05
+
+
+def test_sha256_mismatch_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from uta_bench.errors import CheckpointError
+    from uta_bench.models.weights import verify_sha256
+
+    f = tmp_path / "w.pt"
+    f.write_bytes(b"not the released file")
+    card = replace(get_card("uta_b16"), weights=replace(get_card("uta_b16").weights, sha256="0" * 64))
+    with pytest.raises(CheckpointError, match="expected 000000000000"):
+        verify_sha256(card, f)

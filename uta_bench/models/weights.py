@@ -63,13 +63,29 @@ def resolve_weights(card: ModelCard, checkpoint: str | None = None) -> Path:
             return cached
         if not _offline():
             try:
-                return _download(w.hf_repo, w.filename)
+                path = _download(w.hf_repo, w.filename)
             except Exception:  # noqa: BLE001 - any network/hub failure ends in the same advice
-                pass
+                path = None
+            if path is not None:
+                verify_sha256(card, path)
+                return path
     where = local_candidates(card)[1]
     src = f" (from https://huggingface.co/{w.hf_repo}, file {w.filename})" if w.hf_repo else ""
     raise NotFoundError(f"no weights for {card.name}: put the checkpoint{src} at {where} "
                         f"or pass --checkpoint PATH")
+
+
+def verify_sha256(card: ModelCard, path: Path) -> None:
+    """Check a downloaded file against the card's known digest (when the card has one)."""
+    if not card.weights.sha256:
+        return
+    from uta_bench.checkpoint import sha256_file
+    from uta_bench.errors import CheckpointError
+
+    got = sha256_file(path)
+    if got != card.weights.sha256:
+        raise CheckpointError(f"{path} has sha256 {got[:12]}..., expected {card.weights.sha256[:12]}... for "
+                              f"{card.name}; delete it and download again")
 
 
 def _download(repo: str, pattern: str) -> Path:
