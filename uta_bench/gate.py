@@ -146,7 +146,7 @@ def _paired(store, cand_run: str, base_run: str, task: str, metric: str):
     return res[0] if res else None
 
 
-def baseline_rows(store, against: str, exclude_runs: list[str]):
+def baseline_rows(store, against: str, exclude_runs: list[str], probe: bool = False):
     """Rows of a run id, or the latest measured rows of a model; ('run'|'model', df)."""
     from uta_bench.registry import list_models
 
@@ -154,6 +154,8 @@ def baseline_rows(store, against: str, exclude_runs: list[str]):
     if len(df):
         return "run", df
     if against in list_models():
+        if probe:
+            return "model", None
         df = store.df(model=against)
         df = df[(df.source == "measured") & ~df.run_id.isin(exclude_runs)]
         if df.empty:
@@ -170,6 +172,11 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
 
     if tolerance < 0:
         raise UtaBenchError("--tolerance must be >= 0 (points, e.g. 0.5)")
+    if checkpoint is not None:
+        from pathlib import Path
+
+        if not Path(checkpoint).is_file():
+            raise UtaBenchError(f"checkpoint {checkpoint} does not exist; give the weights file to gate")
     from uta_bench.taskcards import expand
 
     tasks = [c.task for c in expand(tasks)]                 # fail fast on unknown task names
@@ -177,6 +184,8 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
     tol = tolerance / 100.0
     if against == "paper":
         ref = _paper_ref(model, paper_as)
+    else:
+        baseline_rows(store, against, [], probe=True)      # unknown baseline: fail before evaluating
     cand, report.candidate_runs = candidate_rows(store, model, checkpoint, tasks, limit, random_init,
                                                  run_kwargs or {}, progress)
     if metrics:

@@ -101,6 +101,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                       "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
                       style=colors.get(v.status))
         console = Console()
+        if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
+            console = Console(width=160)
         console.print(t)
         if junit:
             atomic_write_text(junit, junit_xml(report))

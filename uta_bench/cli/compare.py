@@ -40,7 +40,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             t.add_row(r.task, r.key, str(r.n), f"{100 * r.value_a:.2f}", f"{100 * r.value_b:.2f}",
                       f"{100 * r.delta:+.2f}", f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]", disc,
                       f"{r.p_value:.3g}", r.test, style=style)
-        Console().print(t)
+        console = Console()
+        (console if console.is_terminal else Console(width=160)).print(t)
         if json_out:
             from uta_bench.paths import atomic_write_text
 
