@@ -82,9 +82,21 @@ def store_url(store: str | os.PathLike | None = None) -> str:
     store = store or os.environ.get("UTA_BENCH_STORE") or default_store_path()
     s = str(store)
     if "://" in s:
-        return s
+        return _pg_driver(s)
     Path(s).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(s).expanduser().resolve()}"
+
+
+def _pg_driver(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed."""
+    scheme, rest = url.split("://", 1)
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    return "postgresql://" + rest if scheme == "postgres" else url
 
 
 class ResultsStore:
@@ -101,7 +113,16 @@ class ResultsStore:
         try:
             metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as e:
-            raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
+            # two writers creating a fresh server database at once: the loser of the CREATE TABLE race
+            # (PostgreSQL: duplicate key in pg_type) finds the table there and carries on
+            if not self._has_table():
+                raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
+
+    def _has_table(self) -> bool:
+        try:
+            return sa.inspect(self.engine).has_table("results")
+        except sa.exc.SQLAlchemyError:
+            return False
 
     def _sqlite_pragmas(self) -> None:
         @sa.event.listens_for(self.engine, "connect")
