@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.compare",
     "uta_bench.cli.check",
     "uta_bench.cli.finetune",
+    "uta_bench.cli.seg",
 )
 
 

@@ -30,6 +30,16 @@ def head_path(checkpoint: str | Path) -> Path:
     return p.with_name(stem + HEAD_SUFFIX)
 
 
+def check_card(name: str) -> None:
+    """Fail fast (before any weights load) for models without a timm Eva tower."""
+    from uta_bench.registry import get_card
+
+    card = get_card(name)
+    if card.family != "uta":
+        raise UtaBenchError(f"model {name} ({card.family}) has no timm Eva vision tower; fine-tuning supports "
+                            "the UTA-family models (see `uta-bench models`)")
+
+
 def require_eva(loaded) -> str:
     """The uta arch name of ``loaded``; clear error for towers that are not timm Eva."""
     from timm.models.eva import Eva

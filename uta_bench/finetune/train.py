@@ -105,11 +105,12 @@ def train(cfg: FinetuneConfig, progress: bool = True, resume: bool = True) -> di
     from torch.utils.data import DataLoader
 
     from uta_bench.data.imagefolder import image_folder
-    from uta_bench.finetune.model import finetune_tower, require_eva, save_finetuned
+    from uta_bench.finetune.model import check_card, finetune_tower, require_eva, save_finetuned
     from uta_bench.models.loader import load_model
     from uta_bench.progress import make_progress
 
     cfg.validate()
+    check_card(cfg.model)
     world, rank, dev = dist_env(cfg.device)
     per_dev, rem = divmod(cfg.batch_size, world * cfg.accum_steps)
     if rem or per_dev < 1:
