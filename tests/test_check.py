@@ -83,9 +83,10 @@ def test_check_gate_end_to_end(gate_env, tmp_path, capsys):
         store, cand_run, "gate_photos")["correct1"])
     assert rows[rows.metric == "top1"].value.iloc[0] == pytest.approx(correct.mean())
 
-    # 2) a generous tolerance passes; the evaluation is re-used from the store (no new run)
-    code, out = cli(capsys, "check", "--model", "uta_tiny", "--checkpoint", str(ckpt), "--against", "paper",
-                    "--paper-as", "uta_b16", "--tasks", "gate_photos", "--tolerance", "100", "--json", str(js))
+    # 2) a generous tolerance (from a --config file) passes; the evaluation is re-used (no new run)
+    cfg = tmp_path / "check.yaml"
+    cfg.write_text("model: uta_tiny\nagainst: paper\npaper_as: uta_b16\ntolerance: 100\ntasks: [gate_photos]\n")
+    code, out = cli(capsys, "check", "--config", str(cfg), "--checkpoint", str(ckpt), "--json", str(js))
     assert code == 0, out
     assert json.loads(js.read_text())["candidate_runs"] == [cand_run]
     assert store.df().run_id.nunique() == 1
@@ -151,3 +152,29 @@ def test_check_missing_checkpoint_and_no_paper_row(gate_env, tmp_path, capsys):
     assert code == 2 and "does not exist" in out
     code, out = cli(capsys, "check", "--model", "uta_tiny", "--checkpoint", str(gate_env), "--tasks", "gate_photos")
     assert code == 2 and "has no paper row" in out and "--paper-as" in out
+
+
+def test_ci_recipes_are_valid(capsys):
+    from pathlib import Path
+
+    from uta_bench.cli.check import load_config
+    from uta_bench.paper.mapping import canonical_metric
+    from uta_bench.paper.rows import load_paper_rows
+    from uta_bench.registry import get_card
+    from uta_bench.taskcards import expand
+
+    paper_metrics = set(load_paper_rows().metric)
+    recipes = sorted((Path(__file__).parent.parent / "recipes" / "ci").glob("*.yaml"))
+    assert recipes
+    for f in recipes:
+        cfg = load_config(str(f))
+        assert get_card(cfg["model"]).paper is not None
+        assert expand(cfg["tasks"])
+        assert {canonical_metric(m) for m in cfg["metrics"]} <= paper_metrics
+
+
+def test_bad_check_config_is_a_clear_error(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: uta_tiny\ntolerence: 1\n")
+    code, out = cli(capsys, "check", "--config", str(cfg), "--random-init", "--tasks", "sample_photos")
+    assert code == 2 and "unknown key 'tolerence'" in out

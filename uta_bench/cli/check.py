@@ -44,13 +44,47 @@ def describe(v, tolerance: float) -> str:
             f"({v.baseline_ref}), delta {100 * v.delta:+.2f} points{ci}, tolerance {tolerance} points")
 
 
+CONFIG_KEYS = ("model", "against", "tolerance", "tasks", "metrics", "paper_as", "limit", "batch_size", "device",
+               "precision")
+
+
+def load_config(path: str | None) -> dict:
+    """Defaults for `check` from a YAML mapping (keys as the long options, with underscores)."""
+    if not path:
+        return {}
+    from pathlib import Path
+
+    import yaml
+
+    from uta_bench.errors import UtaBenchError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UtaBenchError(f"check config {path} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UtaBenchError(f"check config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UtaBenchError(f"check config {path}: expected a mapping of options")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise UtaBenchError(f"check config {path}: unknown key '{unknown[0]}' (known: {', '.join(CONFIG_KEYS)})")
+    return data
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command("check")
     def check(
-        model: str = typer.Option(..., "--model", "-m", help="Registered model (architecture) of the checkpoint."),
+        config: Optional[str] = typer.Option(None, "--config", "-c",
+                                             help="YAML with defaults for these options (recipes/ci/*.yaml)."),
+        model: Optional[str] = typer.Option(None, "--model", "-m",
+                                            help="Registered model (architecture) of the checkpoint."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file to gate."),
-        against: str = typer.Option("paper", "--against", help="paper | RUN_ID | MODEL (its latest runs)."),
-        tolerance: float = typer.Option(0.5, "--tolerance", help="Allowed drop in points (0.5 = 0.5%)."),
+        against: Optional[str] = typer.Option(None, "--against",
+                                              help="paper | RUN_ID | MODEL (its latest runs). Default: paper."),
+        tolerance: Optional[float] = typer.Option(None, "--tolerance",
+                                                  help="Allowed drop in points (0.5 = 0.5%). Default: 0.5."),
         tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks/suites to evaluate."),
         metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Only these metrics (e.g. top1)."),
         paper_as: Optional[str] = typer.Option(None, "--paper-as",
@@ -59,9 +93,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON report to FILE."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
-        batch_size: int = typer.Option(64, "--batch-size", min=1),
-        device: str = typer.Option("cpu", "--device"),
-        precision: str = typer.Option("fp32", "--precision"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: 64."),
+        device: Optional[str] = typer.Option(None, "--device", help="Default: cpu."),
+        precision: Optional[str] = typer.Option(None, "--precision", help="Default: fp32."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="No weights (pipeline smoke tests)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
@@ -77,13 +111,26 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.paths import atomic_write_text
         from uta_bench.store import ResultsStore
 
-        tasks = [t for item in (tasks or []) for t in item.split(",") if t]
+        cfg = load_config(config)
+        model = model or cfg.get("model")
+        if not model:
+            raise UtaBenchError("give --model NAME (or `model:` in --config)")
+        against = against or cfg.get("against", "paper")
+        tolerance = tolerance if tolerance is not None else float(cfg.get("tolerance", 0.5))
+        tasks = tasks or cfg.get("tasks")
+        metrics = metrics or cfg.get("metrics")
+        paper_as = paper_as or cfg.get("paper_as")
+        limit = limit or cfg.get("limit")
+        batch_size = batch_size or int(cfg.get("batch_size", 64))
+        device = device or cfg.get("device", "cpu")
+        precision = precision or cfg.get("precision", "fp32")
+        tasks = [t for item in (tasks or []) for t in str(item).split(",") if t]
         if not tasks:
             raise UtaBenchError("give the tasks to gate on with --tasks (e.g. --tasks zeroshot, or the "
                                 "recipes/ci/check.yaml list)")
         if checkpoint is None and not random_init:
             raise UtaBenchError("give --checkpoint PATH (the weights to gate), or --random-init for a smoke test")
-        metrics = [m for item in (metrics or []) for m in item.split(",") if m] or None
+        metrics = [m for item in (metrics or []) for m in str(item).split(",") if m] or None
         report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
                            paper_as=paper_as, limit=limit, random_init=random_init,
                            run_kwargs=dict(data_root=data_root, batch_size=batch_size, device=device,
