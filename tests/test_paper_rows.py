@@ -53,7 +53,10 @@ def test_table2_rows_exist_in_table1():
     ("CLIP L", "CLIP L/14@224 13B"), ("UTA L", "UTA L/14@224 0B"), ("EVA-01-CLIP g", "EVA-01-CLIP g/14@224 11B"),
 ])
 def test_table4_zero_shot_equals_table1(t4_row, t1_row):
+    from uta_bench.paper.mapping import T1_TO_T4
+
     assert cell("4", t4_row, "ImageNet/ZS") == cell("1", t1_row, "IN-1K")
+    assert T1_TO_T4[t1_row] == t4_row
 
 
 def test_table7_teacher_zero_shot_equals_table1():

@@ -39,9 +39,14 @@ def test_latest_measured_value_maps_to_its_paper_cell(store):
     t2 = comp[comp.paper_table == "2"].iloc[0]
     assert (t2.paper_row, t2.column) == ("UTA B 2B", "Text Retrieval/Flickr30k/R@1")
     assert t2.paper_value == pytest.approx(0.913)
-    # ImageNet ZS of Table 4 is the same measurement; uta_b16 has no Table 4 paper_row of its own
+    # ImageNet ZS of Table 4 is the same measurement: uta_b16 is Table 4's "UTA † B" (77.0)
     t4 = comp[comp.paper_table == "4"]
-    assert len(t4) == 1 and t4.paper_row.isna().all()
+    assert len(t4) == 1 and t4.paper_row.iloc[0] == "UTA † B" and t4.column.iloc[0] == "ImageNet/ZS"
+    assert t4.paper_value.iloc[0] == pytest.approx(0.77)
+    # a model without a Table 4 row (EVA-02-CLIP B/16) keeps paper_row None there
+    write(store, "eva02_b16", "imagenet1k", [("top1", 0.746, 50000, 0.742, 0.750)], "r_eva")
+    t4 = comparison(store, ["eva02_b16"], ["4"])
+    assert len(t4) == 1 and t4.paper_row.isna().all() and t4.delta.isna().all()
 
 
 def test_grid_with_runs_shows_ours_delta_and_missing(store):

@@ -20,6 +20,12 @@ _DIR = {"image_to_text": "text_retrieval", "i2t": "text_retrieval", "text_retrie
         "text_to_image": "image_retrieval", "t2i": "image_retrieval", "image_retrieval": "image_retrieval"}
 
 
+# Table 4's rows that are Table 1 models (their ImageNet ZS equals Table 1's IN-1K; checked by
+# tests/test_paper_rows.py::test_table4_zero_shot_equals_table1)
+T1_TO_T4 = {"CLIP B/16@224 13B": "CLIP B", "UTA B/14@224 0B": "UTA B", "UTA B/16@224 2B": "UTA † B",
+            "CLIP L/14@224 13B": "CLIP L", "UTA L/14@224 0B": "UTA L", "EVA-01-CLIP g/14@224 11B": "EVA-01-CLIP g"}
+
+
 def canonical_metric(metric: str) -> str:
     """Map accepted metric spellings to the paper rows' names (``i2t_R@1`` -> ``text_retrieval_recall@1``)."""
     m = metric.split("/")[-1]                       # mmdet/mmseg style "coco/bbox_mAP"
@@ -117,6 +123,8 @@ def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None
                 row = own
             elif t in ("1", "2"):
                 row = paper_row_for(_model_ref(str(r.model), refs), t, paper)
+            elif t == "4":
+                row = T1_TO_T4.get(paper_row_for(_model_ref(str(r.model), refs), "1", paper))
             for column in cells.column.unique():
                 pv = None
                 if row is not None:
