@@ -58,6 +58,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                           save_every=save_every, stop_after=stop_after)
         console = Console()
         res = train(cfg, progress=True, resume=resume)
+        if res["rank"] != 0:
+            return
         losses = res["losses"]
         if losses:
             k = max(1, len(losses) // 10)

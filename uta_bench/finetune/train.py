@@ -219,5 +219,9 @@ def train(cfg: FinetuneConfig, progress: bool = True, resume: bool = True) -> di
         if ema is not None:
             exported.append(save_finetuned(out / "finetuned_ema.safetensors", loaded, ema.module, classes,
                                            {**info, "weights": "ema"})[0])
-    return {"out_dir": str(out), "step": step, "total_steps": total, "losses": losses,
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return {"out_dir": str(out), "step": step, "total_steps": total, "losses": losses, "rank": rank,
             "exported": [str(p) for p in exported], "classes": classes}
