@@ -83,7 +83,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.paper.plot import plot_delta as draw
 
         comparison = comparison_for(store, _split(model) or None, _split(tables) or None)
-        comparison = comparison[comparison.delta.notna()]
+        # one bar per measurement (Table 4's ImageNet ZS repeats Table 1's IN-1K)
+        comparison = comparison[comparison.delta.notna()].drop_duplicates(["model", "task", "metric"])
         if comparison.empty:
             raise UtaBenchError("no measured value has a paper value to compare with; nothing to plot")
         draw(comparison, output)

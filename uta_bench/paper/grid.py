@@ -97,7 +97,9 @@ def _add_ours(grid: Grid, lay, model: str, recs, units: dict, paper_vals: dict |
     runs = sorted({str(r.get("run_id")) for r in by_col.values() if r.get("run_id")})
     stub = [f"↳ ours: {model}"] + ([f"run {', '.join(runs)}"] if grid.n_stubs > 1 else [])
     stub += [""] * (grid.n_stubs - len(stub))
-    cells = [_ours_cell(by_col[c], units.get(c, "%")) if c in by_col else MISSING for c in lay.columns]
+    # input sizes, parameter counts and FLOPs are settings, not measurements: blank, not "missing"
+    cells = [_ours_cell(by_col[c], units.get(c, "%")) if c in by_col else
+             (MISSING if units.get(c, "%") == "%" else "") for c in lay.columns]
     grid.rows.append(("ours", stub[:grid.n_stubs] + cells))
     if paper_vals is not None:
         deltas = [_delta_cell(by_col[c].get("delta")) if c in by_col else "" for c in lay.columns]

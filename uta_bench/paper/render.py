@@ -27,7 +27,10 @@ def rich_tables(grids: list[Grid]):
 def print_rich(grids: list[Grid], console=None) -> None:
     from rich.console import Console
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:       # piped / CI logs: do not squeeze 15 columns into 80
+            console = Console(width=220)
     for t, notes in rich_tables(grids):
         console.print(t)
         for n in notes:
