@@ -103,3 +103,17 @@ def test_layer_ids_and_defaults():
         EvaMultiLevel("openai_b16")
     with pytest.raises(UtaBenchError, match="outside the 2 blocks"):
         EvaMultiLevel("uta_tiny", out_indices=(0, 1, 2, 3))
+
+
+def test_cli_without_mmcv_gives_install_hint(monkeypatch, capsys):
+    """With mmcv ops absent (simulated), `run seg` / `train seg` say what to install, in one line."""
+    import sys
+
+    from uta_bench.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "mmcv.ops", None)       # makes `import mmcv.ops` raise ImportError
+    for args in (["run", "seg", "--seg-checkpoint", "x.safetensors"], ["train", "seg", "--iters", "1"]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and "pip install -e '.[seg]'" in err[0], err
