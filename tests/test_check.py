@@ -133,6 +133,17 @@ def test_check_gate_end_to_end(gate_env, tmp_path, capsys):
     (v,) = json.loads(js.read_text())["verdicts"]
     assert v["noise"] == "wilson-combined" and v["baseline_ref"] == "model b16_run"
 
+    # 7) a new task card version invalidates the cached evaluation: a fresh run
+    import os
+    from pathlib import Path
+
+    card = Path(os.environ["UTA_BENCH_TASKS"]) / "gate_photos.yaml"
+    card.write_text(card.read_text().replace("version: 1", "version: 2"))
+    code, out = cli(capsys, "check", "--config", str(cfg), "--checkpoint", str(ckpt), "--json", str(js))
+    assert code == 0, out
+    (new_run,) = json.loads(js.read_text())["candidate_runs"]
+    assert new_run != cand_run and store.df(run_id=new_run).task_version.unique().tolist() == ["2"]
+
 
 @pytest.mark.parametrize("args,needle", [
     (["--against", "no_such_run_or_model", "--tasks", "gate_photos"], "neither 'paper', a run id"),

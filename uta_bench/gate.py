@@ -70,9 +70,10 @@ def _cfg(row) -> dict:
         return {}
 
 
-def candidate_rows(store, model: str, checkpoint: str | None, tasks: list[str], limit: int | None,
+def candidate_rows(store, model: str, checkpoint: str | None, tasks: dict, limit: int | None,
                    random_init: bool, run_kwargs: dict, progress: bool = True):
-    """Measured rows of the candidate for ``tasks`` (cached when possible); returns (rows df, run ids)."""
+    """Measured rows of the candidate for ``tasks`` ({name: task card version}), re-using rows of the
+    same weights, limit, init and task version; returns (rows df, run ids)."""
     import pandas as pd
 
     from uta_bench.checkpoint import sha256_file
@@ -86,7 +87,7 @@ def candidate_rows(store, model: str, checkpoint: str | None, tasks: list[str], 
             cfg = _cfg(r)
             same = (r.weights_sha256 == sha if sha else (cfg.get("checkpoint") is None)) and \
                 cfg.get("limit") == limit and bool(not cfg.get("pretrained", True)) == random_init
-            if same and r.task in tasks:
+            if same and r.task in tasks and str(r.task_version) == str(tasks[r.task]):
                 have[r.task] = r.run_id          # latest wins
     todo = [t for t in tasks if t not in have]
     if todo:
@@ -179,14 +180,16 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
             raise UtaBenchError(f"checkpoint {checkpoint} does not exist; give the weights file to gate")
     from uta_bench.taskcards import expand
 
-    tasks = [c.task for c in expand(tasks)]                 # fail fast on unknown task names
+    cards = expand(tasks)                                   # fail fast on unknown task names
+    tasks = [c.task for c in cards]
     report = CheckReport(model, checkpoint, against, tolerance)
     tol = tolerance / 100.0
     if against == "paper":
         ref = _paper_ref(model, paper_as)
     else:
         baseline_rows(store, against, [], probe=True)      # unknown baseline: fail before evaluating
-    cand, report.candidate_runs = candidate_rows(store, model, checkpoint, tasks, limit, random_init,
+    cand, report.candidate_runs = candidate_rows(store, model, checkpoint, {c.task: c.version for c in cards},
+                                                 limit, random_init,
                                                  run_kwargs or {}, progress)
     if metrics:
         cand = cand[cand.metric.isin(metrics)]
