@@ -147,10 +147,24 @@ class ViTDetBackbone(nn.Module):
             x = torch.cat([cls, x], dim=1)
         return t.norm_pre(t.pos_drop(x)), (H, W)
 
-    def _block(self, blk, x, rope):
-        if self.with_cp and self.training and x.requires_grad:
-            return grad_ckpt(blk, x, rope, use_reentrant=False)
-        return blk(x, rope=rope)
+    def _window_block(self, blk, x: torch.Tensor, hw: tuple[int, int], rope) -> torch.Tensor:
+        """timm ``EvaBlock.forward`` with attention inside windows (ViTDet: norm -> pad/partition -> attention
+        -> unpartition); residuals, MLP and stochastic depth act on whole images, as in ViTDet."""
+        B, N, C = x.shape
+        h, padded = window_partition(blk.norm1(x).view(B, hw[0], hw[1], C), self.window_size)
+        a = window_unpartition(blk.attn(h, rope=rope), self.window_size, padded, hw).view(B, N, C)
+        if blk.gamma_1 is not None:
+            a = blk.gamma_1 * a
+        x = x + blk.drop_path1(a)
+        m = blk.mlp(blk.norm2(x))
+        if blk.gamma_2 is not None:
+            m = blk.gamma_2 * m
+        return x + blk.drop_path2(m)
+
+    def _run(self, fn, *args):
+        if self.with_cp and self.training and args[0].requires_grad:
+            return grad_ckpt(fn, *args, use_reentrant=False)
+        return fn(*args)
 
     def forward_tokens(self, x: torch.Tensor, final_norm: bool = False) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch tokens after the last block, (B, H*W, C) (class token removed), and the grid (H, W)."""
@@ -159,14 +173,11 @@ class ViTDetBackbone(nn.Module):
         ws = self.window_size
         rope_global = t.rope.get_embed(shape=(H, W)) if t.rope is not None else None
         rope_window = t.rope.get_embed(shape=(ws, ws)) if t.rope is not None else None
-        B, C = x.shape[0], x.shape[-1]
         for i, blk in enumerate(t.blocks):
             if i in self.global_blocks:
-                x = self._block(blk, x, rope_global)
+                x = self._run(lambda z, b=blk: b(z, rope=rope_global), x)
             else:
-                xw, padded = window_partition(x.view(B, H, W, C), ws)
-                xw = self._block(blk, xw, rope_window)
-                x = window_unpartition(xw, ws, padded, (H, W)).view(B, H * W, C)
+                x = self._run(lambda z, b=blk: self._window_block(b, z, (H, W), rope_window), x)
         if final_norm:
             x = t.norm(x)
         if self.use_cls_token:

@@ -70,9 +70,12 @@ def build_config(recipe: str, model: str, *, work_dir: str, checkpoint: str | No
     """Load ``recipe`` for ``model`` and fill in the data / machine specifics. Raises UtaBenchError on bad input."""
     from mmengine.config import Config
 
+    from uta_bench.det.compat import patch_mmengine_package_utils
+
+    patch_mmengine_package_utils()
     path = resolve_recipe(recipe, model)
     try:
-        cfg = Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path), import_custom_modules=False)
     except Exception as e:  # noqa: BLE001 - mmengine raises many types on bad configs
         raise UtaBenchError(f"recipe {path} cannot be loaded: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     bb = cfg.model.backbone

@@ -37,10 +37,16 @@ def train_detector(recipe: str, model: str, *, work_dir: str, checkpoint: str | 
                        batch_size=batch_size, iters=iters, device=device, workers=workers, train=True,
                        cfg_options=cfg_options)
     cfg.launcher = launcher
+    # no in-training validation: `uta-bench run det` evaluates the exported detector (and keeps the rows)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.train_cfg.pop("val_interval", None)
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.resume = resume
     from mmengine.runner import Runner
+    from mmengine.utils import import_modules_from_strings
 
+    if cfg.get("custom_imports"):
+        import_modules_from_strings(**cfg.custom_imports)   # registers UTAViTDet & co. in mmdet's registries
     runner = Runner.from_cfg(cfg)
     runner.train()
     return export_detector(runner, Path(work_dir), cfg, model, checkpoint)

@@ -1,0 +1,49 @@
+"""Compatibility of the OpenMMLab 2023 stack (mmengine 0.10, mmdet 3.3, lvis 0.5.3) with today's Python stack.
+
+* mmengine 0.10.x resolves ``_base_ = 'mmdet::...'`` through ``pkg_resources``, which setuptools >= 81 no
+  longer ships (and torch 2.14 needs a new setuptools). :func:`patch_mmengine_package_utils` swaps in
+  ``importlib.metadata`` equivalents of ``is_installed`` / ``get_installed_path`` (same results: the
+  installed package directory, where mmdet keeps its configs under ``.mim/``).
+* lvis 0.5.3 calls ``np.float`` (see :func:`uta_bench.det.metrics.lvis_numpy_compat`).
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import importlib.util
+import os.path as osp
+
+
+def _is_installed(package: str) -> bool:
+    try:
+        md.distribution(package)
+        return True
+    except md.PackageNotFoundError:
+        spec = importlib.util.find_spec(package)
+        return spec is not None and spec.origin is not None
+
+
+def _get_installed_path(package: str) -> str:
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is not None and spec.origin is not None:
+        return osp.dirname(spec.origin)
+    dist = md.distribution(package)  # raises PackageNotFoundError like pkg_resources' DistributionNotFound
+    top = (dist.read_text("top_level.txt") or package).split()[0]
+    return str(dist.locate_file(top))
+
+
+def patch_mmengine_package_utils() -> None:
+    """Idempotent; a no-op where ``pkg_resources`` still exists."""
+    try:
+        import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import mmengine.config.config as cfg_mod
+    import mmengine.utils as utils
+    import mmengine.utils.package_utils as pu
+
+    for mod in (pu, utils, cfg_mod):
+        if hasattr(mod, "is_installed"):
+            mod.is_installed = _is_installed
+        if hasattr(mod, "get_installed_path"):
+            mod.get_installed_path = _get_installed_path
