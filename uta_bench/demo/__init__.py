@@ -1,0 +1,1 @@
+"""Offline mini-reproduction of the paper's Table 6 (``uta-bench demo``)."""
