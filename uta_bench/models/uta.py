@@ -29,11 +29,14 @@ UTA_ARCHS: dict[str, dict] = {
     # tests / offline demo: same code path, tiny
     "uta_tiny_p16": dict(img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2,
                          mlp_ratio=2.6667),
+    # offline demo (uta_bench.demo): 32 px world, 4x4 patch grid
+    "uta_demo_p8": dict(img_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.6667),
 }
 # text_transformer() in eva_vit_model/transformer.py: EVA-01-CLIP-g text tower
 TEXT_CFGS: dict[str, dict] = {
     "default": dict(context_length=77, vocab_size=49408, width=1024, heads=16, layers=24, output_dim=1024),
     "uta_tiny_p16": dict(context_length=77, vocab_size=49408, width=64, heads=2, layers=2, output_dim=64),
+    "uta_demo_p8": dict(context_length=16, vocab_size=49408, width=64, heads=2, layers=2, output_dim=64),
 }
 PT_HW_SEQ_LEN = 16  # RoPE reference grid of the official models
 
