@@ -28,20 +28,19 @@ def ft_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(ft_data, tmp_path_factory):
     """One smoke-recipe run shared by the tests of this module."""
-    import os
-
     from uta_bench.finetune.config import make_config
     from uta_bench.finetune.train import train
 
-    home = tmp_path_factory.mktemp("home")
-    os.environ["UTA_BENCH_HOME"] = str(home)  # module fixture: the autouse per-test one is not active yet
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        cfg = make_config("smoke", train_dir=str(ft_data / "train"), out_dir=str(tmp_path_factory.mktemp("out")))
-        res = train(cfg, progress=False)
-    finally:
-        torch.set_num_threads(n)
+    with pytest.MonkeyPatch.context() as mp:  # module fixture: the autouse per-test home is not active yet
+        mp.setenv("UTA_BENCH_HOME", str(tmp_path_factory.mktemp("home")))
+        try:
+            cfg = make_config("smoke", train_dir=str(ft_data / "train"),
+                              out_dir=str(tmp_path_factory.mktemp("out")))
+            res = train(cfg, progress=False)
+        finally:
+            torch.set_num_threads(n)
     return cfg, res
 
 
