@@ -1,7 +1,20 @@
-"""`uta-bench run zeroshot`: load a model once, evaluate each task card, write rows per task."""
+"""`uta-bench run zeroshot`: load a model once, evaluate each task card, write rows per task.
+
+Public API (used by the paper-table and pre-training developers):
+
+* ``run_zeroshot(cfg: RunConfig, on_task=None) -> run_id`` loads ``cfg.model`` and evaluates
+  ``cfg.tasks`` (names, suites such as ``zeroshot``, card files or ImageFolder paths).
+* ``evaluate_loaded(loaded, cards, cfg, store=None, on_task=None, model_name=None) -> run_id``
+  evaluates an already-loaded :class:`~uta_bench.models.loader.LoadedModel` (e.g. a student being
+  pre-trained): ``cards`` are task names or :class:`TaskCard` objects; ``cfg`` supplies data root,
+  batch size, limit, caching etc. (its ``model``/``checkpoint`` fields are not used to load anything).
+
+``on_task(card, metrics)`` is called after each task is written. Under torchrun every rank must
+call these; rank 0 writes the store and returns the run id on every rank.
+"""
 from __future__ import annotations
 
-import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,86 +39,83 @@ class RunConfig:
     progress: bool = True
     pretrained: bool = True
     extra: dict = field(default_factory=dict)
+    on_bad_image: str = "fail"          # fail | skip
+    use_cache: bool = True              # image-feature / classifier / caption caches
+    model_id: str | None = None         # cache identity override (default: weights sha256 / params digest)
+    feature_chunk: int = 1024           # samples per feature-cache file (= unit of sharding and resuming)
 
 
 def data_root(cfg_root: str | None) -> Path:
-    root = cfg_root or os.environ.get("UTA_BENCH_DATA")
-    if root:
-        return Path(root).expanduser()
-    from uta_bench.paths import home
+    from uta_bench.data.resolve import data_root as _root
 
-    return home() / "data"
+    return _root(cfg_root)
 
 
-def dataset_dir(card: TaskCard, root: Path) -> Path:
-    ds = card.dataset
-    if ds.get("builtin") == "sample_photos":
-        from uta_bench.data.sample import make_sample_imagefolder
-        from uta_bench.paths import home
+def _cards(tasks) -> list[TaskCard]:
+    from uta_bench.taskcards import expand
 
-        return make_sample_imagefolder(home() / "data" / "sample_photos")
-    if "path" not in ds:
-        raise UtaBenchError(f"task card {card.source}: field 'dataset.path' is missing")
-    p = Path(ds["path"])
-    return p if p.is_absolute() else root / p
-
-
-def run_classification(loaded, card: TaskCard, cfg: RunConfig):
-    """(metrics, dataset manifest digest, per-sample predictions dict)."""
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    from uta_bench.data.imagefolder import image_folder, read_classnames
-    from uta_bench.evaluation import prompts
-    from uta_bench.evaluation.classification import accuracy_metrics, encode_images, topk_predictions
-    from uta_bench.manifest import folder_manifest
-    from uta_bench.zeroshot import build_classifier
-
-    root = dataset_dir(card, data_root(cfg.data_root))
-    ds = image_folder(root, transform=loaded.preprocess)
-    names = prompts.classnames(card.classes, read_classnames(root, ds.classes))
-    if len(names) != len(ds.classes):
-        raise UtaBenchError(f"task {card.task}: {len(names)} class names for {len(ds.classes)} class folders")
-    classifier = build_classifier(loaded, names, prompts.templates(card.templates), progress=cfg.progress)
-    manifest = folder_manifest(root, [p for p, _ in ds.samples])
-    if cfg.limit:
-        ds = Subset(ds, list(range(min(cfg.limit, len(ds)))))
-    loader = DataLoader(ds, batch_size=cfg.batch_size, num_workers=cfg.workers, shuffle=False)
-    feats, targets = encode_images(loaded, loader, progress=cfg.progress, label=card.task)
-    logits = classifier.logits(feats)
-    metrics = accuracy_metrics(logits, targets, card.metrics)
-    preds = {"top5": topk_predictions(logits, 5), "target": targets,
-             "correct1": (topk_predictions(logits, 1)[:, 0] == targets).to(torch.int8)}
-    return metrics, manifest, preds
+    out, names = [], []
+    for t in tasks:
+        if isinstance(t, TaskCard):
+            out.extend(expand(t.tasks) if t.is_suite else [t])
+        else:
+            names.append(t)
+    return out + expand(names)
 
 
 def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     """Run every task; returns the run id. Rows of a task are committed together at its end."""
+    from uta_bench.distributed import setup
     from uta_bench.models.loader import load_model
+
+    if cfg.on_bad_image not in ("fail", "skip"):
+        raise UtaBenchError(f"--on-bad-image must be fail or skip, not {cfg.on_bad_image!r}")
+    cards = _cards(cfg.tasks)           # resolve names before any heavy work: typos fail fast
+    import torch
+
+    dist, device = setup(cfg.device)
+    torch.manual_seed(cfg.seed)
+    loaded = load_model(cfg.model, checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
+                        trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
+    return evaluate_loaded(loaded, cards, cfg, on_task=on_task, model_name=cfg.model)
+
+
+def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, model_name: str | None = None) -> str:
+    """Evaluate ``loaded`` on ``cards`` (names or TaskCards); returns the run id."""
+    from uta_bench.distributed import broadcast, current
+    from uta_bench.evaluation import tasks as T
     from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo
-    from uta_bench.taskcards import expand
 
-    cards = expand(cfg.tasks)           # resolve names before any heavy work: typos fail fast
-    for c in cards:
-        if c.type != "classification":
-            raise UtaBenchError(f"task {c.task} is a {c.type} task; this build runs classification tasks")
-    store = ResultsStore(cfg.store)
-    import torch
+    cards = _cards(cards)
+    dist = current()
+    root = data_root(cfg.data_root)
+    if dist.main:
+        store = store if isinstance(store, ResultsStore) else ResultsStore(store or cfg.store)
+    if cfg.model_id is None:          # computed once per run; rank 0's on every rank
+        from uta_bench.evaluation.features import model_identity
 
-    torch.manual_seed(cfg.seed)
-    loaded = load_model(cfg.model, checkpoint=cfg.checkpoint, device=cfg.device, precision=cfg.precision,
-                        trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
-    run = RunInfo(run_id=new_run_id(), model=cfg.model, weights_sha256=loaded.weights_sha256,
-                  device=str(loaded.device), precision=loaded.precision_run, seed=cfg.seed, started_at=now(),
-                  config={k: v for k, v in vars(cfg).items() if k != "progress"}, versions=versions())
+        cfg = dataclasses.replace(cfg, model_id=broadcast(model_identity(loaded) if dist.main else None, dist))
+    run = RunInfo(run_id=broadcast(new_run_id() if dist.main else None, dist), model=model_name or loaded.name,
+                  weights_sha256=loaded.weights_sha256, device=str(loaded.device), precision=loaded.precision_run,
+                  seed=cfg.seed, started_at=now(),
+                  config={**{k: v for k, v in vars(cfg).items() if k != "progress"}, "data_root": str(root),
+                          "world_size": dist.world}, versions=versions())
+    classifiers: dict = {}
     for card in cards:
-        metrics, manifest, preds = run_classification(loaded, card, cfg)
-        save_predictions(store, run.run_id, card.task, preds)
+        if card.type == "classification":
+            res = T.classification(loaded, card, cfg, root, dist, classifiers)
+        elif card.type == "retrieval":
+            res = T.retrieval(loaded, card, cfg, root, dist)
+        else:
+            raise UtaBenchError(f"task {card.task}: cannot run a {card.type} card")
+        if res is None:            # non-zero ranks: rank 0 writes
+            continue
+        save_predictions(store, run.run_id, card.task, res.predictions)
         paper = {"table": (card.paper or {}).get("table"), "row": None} if card.paper else None
-        store.write_task(run, card.task, metrics, task_version=card.version, dataset_manifest=manifest,
-                         paper=paper, extra={"limit": cfg.limit} if cfg.limit else None)
+        store.write_task(run, card.task, res.metrics, task_version=card.version, dataset_manifest=res.manifest,
+                         paper=paper, extra=res.extra)
         if on_task:
-            on_task(card, metrics)
+            on_task(card, res.metrics)
     return run.run_id

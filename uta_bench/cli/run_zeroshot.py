@@ -1,4 +1,4 @@
-"""`uta-bench run zeroshot`."""
+"""`uta-bench run zeroshot` (also under torchrun: `torchrun --nproc_per_node N -m uta_bench run zeroshot ...`)."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -11,24 +11,30 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def zeroshot(
         model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `uta-bench models`)."),
         tasks: List[str] = typer.Option(["sample_photos"], "--tasks", "-t",
-                                        help="Task names, suites, card .yaml files or ImageFolder paths."),
+                                        help="Task names, suites (zeroshot), card .yaml files or ImageFolder paths."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file (.safetensors/.pt)."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                               help="Allow pickled checkpoints that execute code when loaded."),
-        data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
+        data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA",
+                                                help="Folder holding the datasets (see `uta-bench data check`)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
         batch_size: int = typer.Option(64, "--batch-size", min=1),
-        workers: int = typer.Option(0, "--workers", min=0),
+        workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16"),
         device: str = typer.Option("cpu", "--device"),
         seed: int = typer.Option(0, "--seed"),
+        on_bad_image: str = typer.Option("fail", "--on-bad-image",
+                                         help="fail (stop, naming the file) | skip (drop it, record it)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Recompute features (cache not read/written)."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
         random_init: bool = typer.Option(False, "--random-init",
                                          help="Skip weights (smoke tests of the pipeline; numbers are chance)."),
     ):
-        """Zero-shot classification on task cards; every number goes to the results store."""
+        """Zero-shot classification / retrieval on task cards; every number goes to the results store."""
         from rich.console import Console
 
+        from uta_bench.distributed import current
         from uta_bench.runner import RunConfig, run_zeroshot
 
         console = Console()
@@ -41,7 +47,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         cfg = RunConfig(model=model, tasks=tasks, checkpoint=checkpoint, data_root=data_root, store=store,
                         batch_size=batch_size, workers=workers, limit=limit, precision=precision,
-                        device=device, trust_checkpoint=trust_checkpoint, seed=seed,
-                        pretrained=not random_init)
+                        device=device, trust_checkpoint=trust_checkpoint, seed=seed, progress=not no_progress,
+                        pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache)
         run_id = run_zeroshot(cfg, on_task=report)
-        console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")
+        if current().main:
+            console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")

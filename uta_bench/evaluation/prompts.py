@@ -15,10 +15,15 @@ def _clip_benchmark_json(name: str) -> dict:
     return json.loads((Path(d.__file__).parent / name).read_text())
 
 
-def templates(spec) -> list:
-    """``open_clip:openai_imagenet`` | ``open_clip:simple_imagenet`` | ``clip_benchmark:<key>`` | list."""
+def templates(spec, data_templates: list | None = None) -> list:
+    """``open_clip:openai_imagenet`` | ``open_clip:simple_imagenet`` | ``clip_benchmark:<key>`` |
+    ``dataset`` (a wds folder's zeroshot_classification_templates.txt) | list."""
     if isinstance(spec, list):
         return list(spec)
+    if spec == "dataset":
+        if not data_templates:
+            raise UtaBenchError("templates: dataset needs zeroshot_classification_templates.txt in the data")
+        return list(data_templates)
     src, _, key = spec.partition(":")
     if src == "open_clip":
         from open_clip import zero_shot_metadata as z
@@ -35,12 +40,13 @@ def templates(spec) -> list:
 
 
 def classnames(spec, folder_names: list[str] | None = None) -> list[str]:
-    """``clip_benchmark:<key>`` | ``open_clip:imagenet`` | ``folder`` | list."""
+    """``clip_benchmark:<key>`` | ``open_clip:imagenet`` | ``folder``/``dataset`` (names shipped with the
+    data: folder names, classnames.txt, ObjectNet's mapping) | list."""
     if isinstance(spec, list):
         return list(spec)
-    if spec == "folder":
+    if spec in ("folder", "dataset"):
         if folder_names is None:
-            raise UtaBenchError("classes: folder needs an ImageFolder dataset")
+            raise UtaBenchError(f"classes: {spec} needs class names in the data (folders, classnames.txt)")
         return folder_names
     src, _, key = spec.partition(":")
     if src == "clip_benchmark":

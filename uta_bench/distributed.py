@@ -1,0 +1,72 @@
+"""torchrun support: exact sharding (no padded duplicates) and gathering to every rank.
+
+``torchrun --nproc_per_node N -m uta_bench run zeroshot ...`` sets RANK / WORLD_SIZE / LOCAL_RANK;
+:func:`setup` joins the process group (NCCL on CUDA, gloo on CPU). Work is split into fixed chunks
+assigned round-robin (``chunks[rank::world]``), so every sample is computed exactly once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def current() -> Dist:
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        return Dist(td.get_rank(), td.get_world_size(), int(os.environ.get("LOCAL_RANK", td.get_rank())))
+    return Dist()
+
+
+def setup(device: str = "cpu") -> tuple[Dist, str]:
+    """Join the torchrun process group if there is one; returns (Dist, device for this rank)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device
+    import torch
+    import torch.distributed as td
+
+    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    if device.startswith("cuda"):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(local)
+    if not td.is_initialized():
+        td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Dist(td.get_rank(), td.get_world_size(), local), device
+
+
+def gather(obj, dist: Dist) -> list:
+    """Every rank's ``obj``, in rank order (on every rank)."""
+    if not dist.enabled:
+        return [obj]
+    import torch.distributed as td
+
+    out = [None] * dist.world
+    td.all_gather_object(out, obj)
+    return out
+
+
+def broadcast(obj, dist: Dist):
+    """Rank 0's ``obj`` on every rank."""
+    if not dist.enabled:
+        return obj
+    import torch.distributed as td
+
+    box = [obj]
+    td.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,167 @@
+"""Image features for a task: chunked, cached on disk, resumable, sharded across torchrun ranks.
+
+The cache is content-addressed by (model weights, preprocess, data manifest, precision): any
+change of those is a different key. Each fixed chunk of samples is written atomically as soon as it
+is computed, so a killed run resumes where it stopped and a re-run (or a new metric) computes
+nothing. Unreadable images are caught per sample: ``on_bad_image="fail"`` stops with the file name,
+``"skip"`` drops them and reports them.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from uta_bench.distributed import Dist, gather
+from uta_bench.errors import UtaBenchError
+from uta_bench.paths import atomic_write_bytes, home
+
+CHUNK = 1024   # samples per cache file
+
+
+@dataclass
+class Features:
+    feats: torch.Tensor            # [n_kept, D] L2-normalised, float32
+    index: torch.Tensor            # [n_kept] sample indices (into the task's sample list)
+    bad: list = field(default_factory=list)   # [(sample index, name, error)]
+    computed: int = 0              # images encoded in this run (not from the cache), all ranks
+    seconds: float = 0.0
+    per_rank: list = field(default_factory=list)   # images encoded by each rank
+
+
+class ImageRefs(torch.utils.data.Dataset):
+    """Decode + preprocess images by sample index; a failure becomes (None, index, error)."""
+
+    def __init__(self, refs, transform, indices):
+        self.refs, self.transform, self.indices = refs, transform, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        idx = self.indices[i]
+        ref = self.refs[idx]
+        try:
+            src = io.BytesIO(ref.read()) if hasattr(ref, "read") else ref
+            with Image.open(src) as im:
+                img = im.convert("RGB")
+            return self.transform(img), idx, ""
+        except Exception as e:  # noqa: BLE001 - any decode/transform failure is a bad image
+            return None, idx, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def collate(batch):
+    ok = [b for b in batch if b[0] is not None]
+    imgs = torch.stack([b[0] for b in ok]) if ok else None
+    return imgs, torch.tensor([b[1] for b in ok], dtype=torch.long), [(b[1], b[2]) for b in batch if b[0] is None]
+
+
+def model_identity(loaded) -> str:
+    """Weights sha256, or a digest of every parameter for random-init models."""
+    if loaded.weights_sha256:
+        return loaded.weights_sha256
+    h = hashlib.sha256()
+    for k, v in sorted(loaded.model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return "params:" + h.hexdigest()
+
+
+def feature_key(loaded, manifest: str, model_id: str | None = None) -> str:
+    payload = json.dumps({"model": model_id or model_identity(loaded), "preprocess": repr(loaded.preprocess),
+                          "manifest": manifest, "precision": loaded.precision_run, "v": 1}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cache_root() -> Path:
+    return home() / "cache" / "features"
+
+
+def _chunk_path(key: str, start: int, end: int) -> Path:
+    return cache_root() / key[:2] / key / f"{start:09d}-{end:09d}.safetensors"
+
+
+def _read_chunk(path: Path):
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            return f.get_tensor("feats"), f.get_tensor("index"), json.loads(meta.get("bad", "[]"))
+    except Exception:  # noqa: BLE001 - unreadable entry: recompute (rewritten atomically)
+        return None
+
+
+def _write_chunk(path: Path, feats, index, bad) -> None:
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({"feats": feats.contiguous(), "index": index.contiguous()},
+                                  metadata={"bad": json.dumps(bad)}))
+
+
+def _bad_error(name: str, err: str) -> UtaBenchError:
+    return UtaBenchError(f"cannot read image {name} ({err}); fix or remove it, or pass --on-bad-image skip")
+
+
+@torch.no_grad()
+def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: int = 64, workers: int = 0,
+                   on_bad_image: str = "fail", use_cache: bool = True, progress: bool = True,
+                   label: str = "images", dist: Dist | None = None, chunk: int = CHUNK) -> Features:
+    """Features of ``refs[:n]``, identical on every rank and for any number of ranks."""
+    from torch.utils.data import DataLoader
+
+    from uta_bench.zeroshot import _progress
+
+    if on_bad_image not in ("fail", "skip"):
+        raise UtaBenchError(f"--on-bad-image must be fail or skip, not {on_bad_image!r}")
+    dist = dist or Dist()
+    n = len(refs) if n is None else min(n, len(refs))
+    chunks = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    mine = chunks[dist.rank::dist.world]
+    results, computed, t0 = [], 0, time.perf_counter()
+    todo = sum(e - s for s, e in mine)
+    with _progress(progress and dist.main, todo, label, "img") as advance:
+        for s, e in mine:
+            path = _chunk_path(key, s, e)
+            hit = _read_chunk(path) if use_cache and path.is_file() else None
+            if hit is not None:
+                results.append((s, *hit))
+                advance(e - s)
+                continue
+            loader = DataLoader(ImageRefs(refs, loaded.preprocess, range(s, e)), batch_size=batch_size,
+                                num_workers=workers, shuffle=False, collate_fn=collate)
+            feats, index, bad = [], [], []
+            for imgs, idx, errs in loader:
+                for i, err in errs:
+                    if on_bad_image == "fail" and not dist.enabled:
+                        raise _bad_error(str(refs[i]), err)
+                    bad.append((i, str(refs[i]), err))
+                if imgs is not None:
+                    feats.append(loaded.encode_image(imgs).float().cpu())
+                    index.append(idx)
+                computed += len(idx) + len(errs)
+                advance(len(idx) + len(errs))
+            f = torch.cat(feats) if feats else torch.empty(0, 0)
+            ix = torch.cat(index) if index else torch.empty(0, dtype=torch.long)
+            if use_cache and not (bad and on_bad_image == "fail"):
+                _write_chunk(path, f, ix, bad)
+            results.append((s, f, ix, bad))
+    seconds = time.perf_counter() - t0
+    gathered = gather((results, computed), dist)
+    per_rank = [c for _, c in gathered]
+    parts = [r for rank_results, _ in gathered for r in rank_results]
+    parts.sort(key=lambda r: r[0])
+    bad = [tuple(b) for p in parts for b in p[3]]
+    if bad and on_bad_image == "fail":
+        raise _bad_error(bad[0][1], bad[0][2])
+    nonempty = [p for p in parts if p[1].numel()]
+    feats = torch.cat([p[1] for p in nonempty]) if nonempty else torch.empty(0, 0)
+    index = torch.cat([p[2] for p in nonempty]) if nonempty else torch.empty(0, dtype=torch.long)
+    return Features(feats, index, bad, sum(per_rank), seconds, per_rank)

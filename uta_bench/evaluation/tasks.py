@@ -1,0 +1,155 @@
+"""One zero-shot task on an already-loaded model: data -> image features -> metrics (+ predictions).
+
+Classification: the class list and templates of a card give one classifier (built once per run and
+shared by every task with the same classes, then sliced to the task's class subset: IN-1K, IN-V2,
+IN-Sketch, IN-A and IN-R all use the same 1000-class classifier). Retrieval: caption features x
+image features -> recall@k both ways. Every task returns its metrics, per-sample predictions and
+provenance; only rank 0 computes metrics when sharded.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from uta_bench.errors import UtaBenchError
+from uta_bench.taskcards import TaskCard
+
+IMAGENET_CLASSES = ("clip_benchmark:imagenet1k", "open_clip:imagenet")
+
+
+@dataclass
+class TaskResult:
+    metrics: list
+    predictions: dict
+    manifest: str
+    extra: dict = field(default_factory=dict)
+
+
+def _timed(times: dict, key: str, t0: float) -> float:
+    now = time.perf_counter()
+    times[key] = round(times.get(key, 0.0) + now - t0, 3)
+    return now
+
+
+def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
+    from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
+    from uta_bench.data.resolve import load_task_data
+    from uta_bench.evaluation import prompts
+    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
+    from uta_bench.evaluation.features import feature_key, image_features
+    from uta_bench.zeroshot import build_classifier
+
+    times, t0 = {}, time.perf_counter()
+    subset = subset_indices(card.class_subset)
+    eff_ids = None
+    if card.classes in IMAGENET_CLASSES:
+        wnids = imagenet_wnids()
+        eff_ids = [wnids[i] for i in subset] if subset is not None else wnids
+    elif card.dataset.get("labels") == "wnid":
+        raise UtaBenchError(f"task card {card.source}: dataset.labels wnid needs ImageNet classes "
+                            f"({' or '.join(IMAGENET_CLASSES)})")
+    data = load_task_data(card, root, eff_ids)
+    names = prompts.classnames(card.classes, data.data_classnames)
+    temps = prompts.templates(card.templates, data.data_templates)
+    if subset is not None and max(subset, default=-1) >= len(names):
+        raise UtaBenchError(f"task card {card.source}: class_subset index {max(subset)} >= {len(names)} classes")
+    n_eff = len(subset) if subset is not None else len(names)
+    if data.data_classnames is not None and card.classes not in ("folder", "dataset") \
+            and len(data.data_classnames) != n_eff:
+        raise UtaBenchError(f"{data.root}: the data lists {len(data.data_classnames)} classes but task "
+                            f"{card.task} evaluates {n_eff}; wrong dataset for this task?")
+    bad_label = next((lab for lab in data.labels if not 0 <= lab < n_eff), None)
+    if bad_label is not None:
+        raise UtaBenchError(f"{data.root}: label {bad_label} outside the task's {n_eff} classes")
+    manifest = _manifest(data)
+    t0 = _timed(times, "list_s", t0)
+    key = feature_key(loaded, manifest, cfg.model_id)
+    feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
+                           on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
+                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
+    t0 = _timed(times, "images_s", t0)
+    if not dist.main:
+        return None
+    ckey = (tuple(names), tuple(prompts_key(temps)))
+    if ckey not in classifiers:
+        classifiers[ckey] = build_classifier(loaded, names, temps, use_cache=cfg.use_cache, progress=cfg.progress)
+        t0 = _timed(times, "text_s", t0)
+    clf = classifiers[ckey] if subset is None else classifiers[ckey].subset(subset)
+    targets = torch.as_tensor(data.labels, dtype=torch.long)[feats.index]
+    logits = clf.logits(feats.feats)
+    metrics = accuracy_metrics(logits, targets, card.metrics)
+    top = topk_predictions(logits, 5)
+    preds = {"index": feats.index, "target": targets, "top5": top, "correct1": (top[:, 0] == targets).to(torch.int8)}
+    _timed(times, "metrics_s", t0)
+    return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key))
+
+
+def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
+    from uta_bench.data.resolve import load_task_data
+    from uta_bench.evaluation.features import feature_key, image_features
+    from uta_bench.evaluation.retrieval import caption_features, recall_metrics, retrieval_ranks
+
+    bad_metric = next((m for m in card.metrics if "_retrieval_recall@" not in m), None)
+    if bad_metric:
+        raise UtaBenchError(f"task card {card.source}: metric {bad_metric!r} is not "
+                            "image_retrieval_recall@K or text_retrieval_recall@K")
+    times, t0 = {}, time.perf_counter()
+    data = load_task_data(card, root)
+    manifest = _manifest(data)
+    t0 = _timed(times, "list_s", t0)
+    key = feature_key(loaded, manifest, cfg.model_id)
+    feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
+                           on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
+                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
+    t0 = _timed(times, "images_s", t0)
+    if not dist.main:
+        return None
+    kept = feats.index.tolist()
+    captions = [c for i in kept for c in data.captions[i]]
+    text_image = torch.tensor([j for j, i in enumerate(kept) for _ in data.captions[i]], dtype=torch.long)
+    tfeats = caption_features(loaded, captions, use_cache=cfg.use_cache, progress=cfg.progress)
+    t0 = _timed(times, "text_s", t0)
+    t2i, i2t = retrieval_ranks(feats.feats, tfeats, text_image)
+    metrics = recall_metrics(t2i, i2t, card.metrics)
+    preds = {"index": feats.index, "t2i_rank": t2i, "i2t_rank": i2t, "text_image": text_image}
+    _timed(times, "metrics_s", t0)
+    extra = _extra(card, data, feats, cfg, key, times)
+    extra["n_captions"] = len(captions)
+    return TaskResult(metrics, preds, manifest, extra)
+
+
+def prompts_key(temps) -> list[str]:
+    from uta_bench.zeroshot import template_strings
+
+    return template_strings(temps)
+
+
+def _manifest(data) -> str:
+    """The full content digest recorded by `uta-bench data check` when it still matches, else the quick one."""
+    from uta_bench.data.check import matching_content_digest
+    from uta_bench.data.resolve import quick_manifest
+
+    quick = quick_manifest(data)
+    full = matching_content_digest(data.task, quick)
+    return f"sha256:{full}" if full else f"quick:{quick}"
+
+
+def _extra(card, data, feats, cfg, key, times, classifier_key=None) -> dict:
+    n_listed = len(data.refs)
+    extra = {"format": data.fmt, "data_dir": str(data.root), "n_listed": n_listed,
+             "expected_samples": card.expected_samples, "feature_cache": key, "images_encoded": feats.computed,
+             "images_encoded_per_rank": feats.per_rank,
+             "timings": times, "skipped_images": len(feats.bad)}
+    if feats.bad:
+        extra["skipped"] = [{"file": name, "error": err} for _, name, err in feats.bad]
+    if cfg.limit:
+        extra["limit"] = cfg.limit
+    if card.expected_samples is not None and n_listed != card.expected_samples:
+        extra["count_mismatch"] = f"found {n_listed} samples, card expects {card.expected_samples}"
+    if classifier_key:
+        extra["classifier"] = classifier_key
+    if card.paper:
+        extra["paper_column"] = card.paper.get("column")
+    return extra
