@@ -26,6 +26,7 @@ app.add_typer(data_app, name="data")
 COMMAND_MODULES = (
     "uta_bench.cli.basic",
     "uta_bench.cli.run_zeroshot",
+    "uta_bench.cli.data_check",
     "uta_bench.cli.table",
     "uta_bench.cli.compare",
     "uta_bench.cli.check",
