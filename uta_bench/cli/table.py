@@ -12,8 +12,11 @@ def _split(items) -> list[str]:
 
 def comparison_for(store: str | None, models: list[str] | None, tables: list[str] | None):
     from uta_bench.paper.mapping import latest_measured, paper_comparison
+    from uta_bench.registry import get_card
     from uta_bench.store import ResultsStore
 
+    for m in models or []:
+        get_card(m)                      # unknown name: "unknown model ...; did you mean ..."
     measured = latest_measured(ResultsStore(store), models)
     return paper_comparison(measured, tables=tables)
 
