@@ -142,3 +142,20 @@ def test_cli_with_runs_and_plot_delta(store, tmp_path, capsys):
 
     img = mpimg.imread(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def test_rows_that_name_their_paper_cell_stay_in_that_table(store):
+    # an ablation run (Table 8 left, mask ratio 0.4) of a UTA-B model: not a Table 1 / Table 4 number
+    write(store, "uta_b16", "imagenet1k", [("top1", 0.748, 50000, 0.744, 0.752)], "r_abl",
+          paper={"table": "8a", "row": "ratio 0.4"})
+    write(store, "uta_b16", "coco", [("coco/bbox_mAP", 0.551, 5000, None, None)], "r_det",
+          paper={"table": "5", "row": "UTA † B"})
+    comp = comparison(store, ["uta_b16"])
+    abl = comp[comp.run_id == "r_abl"]
+    assert abl[["paper_table", "paper_row", "column"]].values.tolist() == [["8a", "ratio 0.4", "ImageNet/ZS"]]
+    assert abl.delta.iloc[0] == pytest.approx(0.748 - 0.750)
+    det = comp[comp.run_id == "r_det"]
+    assert det[["paper_table", "paper_row", "column"]].values.tolist() == [["5", "UTA † B", "COCO/AP box"]]
+    # Table 1's IN-1K cell still shows the zero-shot run, not the ablation written later
+    t1 = comp[(comp.paper_table == "1") & (comp.column == "IN-1K")]
+    assert t1.run_id.tolist() == ["r_new"]

@@ -100,6 +100,7 @@ def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None
 
     paper = load_paper_rows() if paper is None else paper
     tables = [str(t) for t in (tables or PAPER_TABLES)]
+    # measured rows that name their paper cell (store columns paper_table / paper_row) land only there
     refs = refs or {}
     try:
         cards = all_cards()
@@ -119,7 +120,10 @@ def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None
                 continue
             row = None
             own = getattr(r, "paper_row", None)
-            if getattr(r, "paper_table", None) == t and own and (cells.paper_row == own).any():
+            own = own if isinstance(own, str) and own else None
+            if own is not None and str(getattr(r, "paper_table", None)) != t:
+                continue      # a row written for one paper cell (e.g. an ablation) stays out of other tables
+            if own is not None and (cells.paper_row == own).any():
                 row = own
             elif t in ("1", "2"):
                 row = paper_row_for(_model_ref(str(r.model), refs), t, paper)
@@ -148,9 +152,16 @@ def _int_or_none(v):
 
 
 def latest_measured(store, models=None):
-    """Latest measured row per (model, task, metric), for the given models (all when None)."""
+    """Latest measured row per (model, task, metric, paper cell named by the row) for the given
+    models (all when None): an ablation row naming its Table 8 cell does not hide the zero-shot run."""
     import pandas as pd
 
-    frames = [store.latest(model=m) for m in models] if models else [store.latest()]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True).sort_values("id") if frames else pd.DataFrame()
+    frames = [store.df(model=m) for m in models] if models else [store.df()]
+    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    if df is None:
+        return pd.DataFrame()
+    df = df[df.source == "measured"].sort_values("id")
+    keys = df[["paper_table", "paper_row"]].fillna("").astype(str)
+    df = df.assign(_pt=keys.paper_table, _pr=keys.paper_row)
+    df = df.groupby(["model", "task", "metric", "_pt", "_pr"], as_index=False).tail(1)
+    return df.drop(columns=["_pt", "_pr"]).sort_values("id")
