@@ -83,3 +83,29 @@ def test_unreachable_server_is_a_clear_error():
 
     with pytest.raises(UtaBenchError, match="cannot open results store"):
         ResultsStore("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_pg_test_server_script_starts_and_stops(tmp_path):
+    """scripts/pg_test_server.sh: a real throwaway server on loopback; its URL works; stop removes it."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pg_test_server.sh"
+    if not (shutil.which("initdb") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))):
+        pytest.skip("PostgreSQL server binaries (Debian postgresql) not installed")
+    out = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    env = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines())
+    url, data_dir = env["UTA_BENCH_TEST_PG_URL"].strip("'"), env["UTA_BENCH_PG_DIR"].strip("'")
+    try:
+        assert "@127.0.0.1:" in url
+        s = ResultsStore(url)
+        s.write_task(_run(), "t", [Metric("top1", 0.5)])
+        assert ResultsStore(url).df().value.tolist() == [0.5]
+        s.engine.dispose()
+    finally:
+        stop = subprocess.run(["bash", str(script), "stop", data_dir], capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert not os.path.exists(data_dir)
