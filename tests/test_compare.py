@@ -120,3 +120,29 @@ def test_compare_runs_and_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", "run_a", "nope"])
     assert e.value.code == 2 and "no saved per-sample predictions" in capsys.readouterr().err
+
+
+def test_retrieval_runs_compare_per_query_hits_from_saved_ranks():
+    """Ranks as the zero-shot runner saves them: per-query hits reproduce each run's recall@k exactly."""
+    from uta_bench.compare import compare_runs
+    from uta_bench.predictions import save_predictions
+    from uta_bench.store import ResultsStore
+
+    store = ResultsStore()
+    rng = np.random.default_rng(5)
+    n_img, caps = 400, 5
+    text_image = np.repeat(np.arange(n_img), caps)
+    t2i_a = rng.geometric(0.45, n_img * caps) - 1                  # 0 = the right image ranked first
+    t2i_b = np.maximum(0, t2i_a - (rng.random(n_img * caps) < 0.25))   # B ranks some positives higher
+    i2t_a = rng.geometric(0.6, n_img) - 1
+    for run, t2i, i2t in (("ra", t2i_a, i2t_a), ("rb", t2i_b, i2t_a)):
+        save_predictions(store, run, "flickr30k", {"index": np.arange(n_img), "t2i_rank": t2i, "i2t_rank": i2t,
+                                                   "text_image": text_image})
+    res = {r.key: r for r in compare_runs(store, "ra", "rb", n_boot=2000)}
+    assert set(res) == {f"{d}_retrieval_recall@{k}" for d in ("image", "text") for k in (1, 5, 10)}
+    r1 = res["image_retrieval_recall@1"]
+    assert r1.n == n_img * caps
+    assert r1.value_a == pytest.approx(np.mean(t2i_a < 1)) and r1.value_b == pytest.approx(np.mean(t2i_b < 1))
+    assert r1.delta > 0 and r1.significant and r1.b_only_a == 0     # B never ranks a positive lower
+    same = res["text_retrieval_recall@5"]                            # identical i2t ranks: no difference
+    assert same.delta == 0 and same.p_value == 1.0

@@ -125,15 +125,28 @@ def compare_arrays(task: str, key: str, a, b, method: str = "both", n_boot: int 
     return res
 
 
-PER_SAMPLE_KEYS = ("correct1", "correct5")
-
-
 def _per_sample(preds: dict) -> dict:
-    """0/1 (or float) per-sample outcome arrays in a predictions dict; derives correct5 from top5+target."""
+    """0/1 (or float) per-sample outcome arrays in a predictions dict.
+
+    Classification: ``correct1`` (saved), ``correct5`` (from ``top5`` + ``target``). Retrieval (ranks
+    saved by the zero-shot runner, 0 = positive first): ``image_retrieval_recall@k`` = t2i_rank < k per
+    caption, ``text_retrieval_recall@k`` = i2t_rank < k per image, for k = 1, 5, 10.
+    """
     out = {k: preds[k] for k in preds if (k.startswith("correct") or k.startswith("hit")) and preds[k].ndim == 1}
     if "correct5" not in out and "top5" in preds and "target" in preds and preds["top5"].ndim == 2:
         out["correct5"] = (preds["top5"] == preds["target"][:, None]).any(axis=1).astype(np.int8)
+    for rank_key, metric in (("t2i_rank", "image_retrieval_recall"), ("i2t_rank", "text_retrieval_recall")):
+        if rank_key in preds:
+            for k in (1, 5, 10):
+                out[f"{metric}@{k}"] = (preds[rank_key] < k).astype(np.int8)
     return out
+
+
+def _same_samples(task: str, pa: dict, pb: dict) -> None:
+    for key in ("target", "index", "text_image"):
+        if key in pa and key in pb and not np.array_equal(pa[key], pb[key]):
+            raise UtaBenchError(f"task {task}: the two runs have different {key}s (different data, order or "
+                                "--limit); a paired comparison needs the same samples")
 
 
 def compare_runs(store, run_a: str, run_b: str, tasks=None, keys=None, method: str = "both",
@@ -162,9 +175,7 @@ def compare_runs(store, run_a: str, run_b: str, tasks=None, keys=None, method: s
     results = []
     for task in common:
         pa, pb = load_predictions(store, run_a, task), load_predictions(store, run_b, task)
-        if "target" in pa and "target" in pb and not np.array_equal(pa["target"], pb["target"]):
-            raise UtaBenchError(f"task {task}: the two runs have different targets (different data, order or "
-                                "--limit); a paired comparison needs the same samples")
+        _same_samples(task, pa, pb)
         sa, sb = _per_sample(pa), _per_sample(pb)
         for key in sorted(set(sa) & set(sb)):
             if keys and key not in keys:

@@ -134,8 +134,10 @@ def decide(v: Verdict, tol: float) -> Verdict:
 
 
 def _paired(store, cand_run: str, base_run: str, task: str, metric: str):
-    """Paired-bootstrap CI + McNemar p for top1/top5 when both runs saved matching predictions."""
+    """Paired-bootstrap CI + McNemar p (top1/top5, recall@k) when both runs saved matching predictions."""
     key = {"top1": "correct1", "top5": "correct5"}.get(metric)
+    if key is None and metric.startswith(("image_retrieval_recall@", "text_retrieval_recall@")):
+        key = metric                    # per-query hits derived from the saved ranks
     if key is None:
         return None
     from uta_bench.compare import compare_runs
