@@ -67,8 +67,23 @@ def load_tokenizer(spec: str):
     return copy.deepcopy(_CACHE[key])
 
 
-def load_lm(spec: str, dtype: str = "fp32"):
-    """-> (model, tokenizer). ``dtype``: fp32 | bf16 (the weights themselves, for bf16 training)."""
+def truncate_layers(model, n: int):
+    """Keep the first ``n`` decoder layers (with the real final norm and head): smoke runs / CPU tests."""
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise UtaBenchError(f"lm_layers: {type(model).__name__} has no model.layers to truncate")
+    if not 1 <= n <= len(layers):
+        raise UtaBenchError(f"lm_layers {n} out of range: the LM has {len(layers)} layers")
+    model.model.layers = layers[:n]
+    model.config.num_hidden_layers = n
+    if isinstance(getattr(model.config, "layer_types", None), list):
+        model.config.layer_types = model.config.layer_types[:n]
+    return model
+
+
+def load_lm(spec: str, dtype: str = "fp32", num_layers: int | None = None):
+    """-> (model, tokenizer). ``dtype``: fp32 | bf16 (the weights themselves, for bf16 training).
+    ``num_layers``: keep only the first N decoder layers (smoke runs; recorded in provenance)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -81,6 +96,8 @@ def load_lm(spec: str, dtype: str = "fp32"):
         except (OSError, ValueError) as e:
             raise UtaBenchError(f"cannot load LM {spec!r}: {str(e).splitlines()[0]}") from None
     model = copy.deepcopy(_CACHE[key])   # callers train / cast their copy; the cached one stays pristine
+    if num_layers:
+        truncate_layers(model, num_layers)
     if dtype == "bf16":
         model = model.to(torch.bfloat16)
     elif dtype != "fp32":
