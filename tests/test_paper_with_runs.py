@@ -159,3 +159,15 @@ def test_rows_that_name_their_paper_cell_stay_in_that_table(store):
     # Table 1's IN-1K cell still shows the zero-shot run, not the ablation written later
     t1 = comp[(comp.paper_table == "1") & (comp.column == "IN-1K")]
     assert t1.run_id.tolist() == ["r_new"]
+
+
+def test_paper_cells_helper():
+    from uta_bench.paper.mapping import paper_cells
+    from uta_bench.registry import get_card
+
+    assert paper_cells("uta_b16", "imagenet1k", "top1") == [("1", "UTA B/16@224 2B", "IN-1K"),
+                                                            ("4", "UTA † B", "ImageNet/ZS")]
+    assert paper_cells("openai_l14", "mscoco", "t2i_R@5") == [("2", "CLIP L 13B", "Image Retrieval/COCO/R@5")]
+    assert paper_cells("uta_tiny", "imagenet1k", "top1") == []
+    assert paper_cells("uta_tiny", "imagenet_r", "top1", ref=get_card("uta_g14_336").paper) == [
+        ("1", "UTA g/14@336 3B", "IN-R")]

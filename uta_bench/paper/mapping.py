@@ -165,3 +165,16 @@ def latest_measured(store, models=None):
     df = df.assign(_pt=keys.paper_table, _pr=keys.paper_row)
     df = df.groupby(["model", "task", "metric", "_pt", "_pr"], as_index=False).tail(1)
     return df.drop(columns=["_pt", "_pr"]).sort_values("id")
+
+
+def paper_cells(model: str, task: str, metric: str, ref=None) -> list[tuple[str, str, str]]:
+    """The paper cells ``(table, paper_row, column)`` a measured (model, task, metric) lands in, e.g.
+    ``paper_cells("uta_b16", "imagenet1k", "top1")`` -> ``[("1", "UTA B/16@224 2B", "IN-1K"),
+    ("4", "UTA † B", "ImageNet/ZS")]``. For writers that want to store ``paper_row`` with their rows."""
+    import pandas as pd
+
+    one = pd.DataFrame([dict(model=model, run_id="", task=task, metric=metric, value=0.0, n=None, ci_low=None,
+                             ci_high=None, paper_table=None, paper_row=None)])
+    comp = paper_comparison(one, refs={model: ref} if ref is not None else None)
+    comp = comp[comp.paper_row.notna()]
+    return [(r.paper_table, r.paper_row, r.column) for r in comp.itertuples()]
