@@ -40,7 +40,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         console.print(t)
         bad = [r for r in results if not r.ok]
         if bad:
-            console.print(f"[red]{len(bad)} of {len(results)} tasks not ready[/red]; manifests under "
-                          f"{results[0].manifest and str(__import__('pathlib').Path(results[0].manifest).parent)}")
-            raise typer.Exit(1)
+            from uta_bench.errors import UtaBenchError
+
+            class NotReady(UtaBenchError):
+                exit_code = 1
+
+            raise NotReady(f"{len(bad)} of {len(results)} tasks not ready: " +
+                           "; ".join(f"{r.task}: {r.message}" for r in bad))
         console.print(f"all {len(results)} tasks ready; manifests written")
