@@ -26,12 +26,15 @@ app.add_typer(data_app, name="data")
 COMMAND_MODULES = (
     "uta_bench.cli.basic",
     "uta_bench.cli.run_zeroshot",
+    "uta_bench.cli.pretrain",
+    "uta_bench.cli.demo",
     "uta_bench.cli.data_check",
     "uta_bench.cli.table",
     "uta_bench.cli.compare",
     "uta_bench.cli.check",
     "uta_bench.cli.finetune",
     "uta_bench.cli.seg",
+    "uta_bench.cli.det",
 )
 
 
