@@ -74,7 +74,7 @@ def paired_bootstrap(a, b, n_boot: int = 10000, seed: int = 0, alpha: float = 0.
             m = min(chunk, n_boot - s)
             idx = rng.integers(0, n, size=(m, n))
             deltas[s:s + m] = d[idx].mean(axis=1)
-    lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
+    lo, hi = np.quantile(deltas, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")   # attainable values
     p = min(1.0, 2 * min((np.sum(deltas <= 0) + 1) / (n_boot + 1), (np.sum(deltas >= 0) + 1) / (n_boot + 1)))
     return dict(delta=float(b.mean() - a.mean()), ci_low=float(lo), ci_high=float(hi), p_value=float(p),
                 n_boot=n_boot, seed=seed)
