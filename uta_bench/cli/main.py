@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.finetune",
     "uta_bench.cli.seg",
     "uta_bench.cli.det",
+    "uta_bench.cli.llava",
 )
 
 
