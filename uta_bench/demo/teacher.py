@@ -64,4 +64,4 @@ def train_teacher(images: torch.Tensor, captions: list[str], tokenizer, steps: i
         if progress:
             progress(1)
     model.eval()
-    return model, {"loss": float(loss), "seconds": time.perf_counter() - t0, "steps": steps}
+    return model, {"loss": float(loss.detach()), "seconds": time.perf_counter() - t0, "steps": steps}

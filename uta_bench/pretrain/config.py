@@ -112,5 +112,14 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Pr
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise UtaBenchError(f"recipe {p}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UtaBenchError(f"recipe {p}: expected a mapping of fields")
+    base = data.pop("base", None)      # ablation recipes name the recipe they modify
+    if base:
+        if base == p.stem:
+            raise UtaBenchError(f"recipe {p}: 'base' names itself")
+        merged = load_recipe(base).to_dict()
+        merged.update(data)
+        data = merged
     data.update(overrides or {})
     return from_dict(data, str(p))

@@ -71,7 +71,8 @@ def run_pretrain(cfg: PretrainConfig, resume: str | None = "auto", stop_after: i
     torch.manual_seed(cfg.seed)
     size = UTA_ARCHS[cfg.student_arch]["img_size"]
     teacher, loaded = build_teacher(cfg)
-    student = Student(build_visual(cfg.student_arch, **cfg.student_overrides))
+    overrides = {"num_classes": loaded.card.embed_dim, **cfg.student_overrides}  # head -> teacher space
+    student = Student(build_visual(cfg.student_arch, **overrides))
     check_grids(teacher, student, size)
     mean, std = loaded.card.mean, loaded.card.std
     data = PretrainImages(cfg.data, cfg.data_format, size, mean, std, cfg.crop_scale, train=True, seed=cfg.seed)
@@ -91,7 +92,8 @@ def run_pretrain(cfg: PretrainConfig, resume: str | None = "auto", stop_after: i
 
 
 def log_to_store(cfg: PretrainConfig, res, store: str | None, every: int | None = None) -> str:
-    """Loss curve rows (every ``log_every`` steps, plus every validation point) under task pretrain_loss."""
+    """Loss curve rows of this invocation's steps (every ``log_every`` steps and every validation point)
+    under task ``pretrain_loss``; a resumed run adds its own steps, so the runs together hold the curve."""
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import Metric, ResultsStore, RunInfo
 
@@ -100,6 +102,8 @@ def log_to_store(cfg: PretrainConfig, res, store: str | None, every: int | None 
                   precision=cfg.precision, seed=cfg.seed, started_at=now(), config=cfg.to_dict(), versions=versions())
     rows = []
     for h in res.history:
+        if h["step"] <= res.start_step:
+            continue
         extra = {"step": h["step"], "epoch": h["epoch"], "lr": h["lr"], "objective": cfg.objective}
         if h["step"] % every == 0 or h["step"] == res.final_step:
             rows.append(Metric("train_loss", h["train_loss"], extra=extra))

@@ -36,6 +36,7 @@ class PretrainResult:
     checkpoint: str | None = None
     mean_step_s: float = float("nan")
     student: Student | None = None
+    start_step: int = 0                                   # > 0 when this invocation resumed
 
 
 def lr_lambda(total: int, warmup: int, lr: float, min_lr: float):
@@ -173,7 +174,7 @@ def pretrain(cfg: PretrainConfig, dataset, teacher: torch.nn.Module, student: St
     if final == total or stop_after is not None:
         last_good = _save(out, student, opt, sched, scaler, final, history, cfg, rank, world)
     mean_s = sum(step_times[1:]) / max(1, len(step_times) - 1) if len(step_times) > 1 else float("nan")
-    return PretrainResult(history, final, last_good, mean_s, student)
+    return PretrainResult(history, final, last_good, mean_s, student, start)
 
 
 class _DDPStudent(torch.nn.Module):
