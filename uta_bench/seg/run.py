@@ -78,7 +78,7 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
     runner = Runner.from_cfg(cfg)
     sha = _load_segmentor(runner, seg_checkpoint, trust_checkpoint)
     raw = runner.test()
-    ours_metric = next(m for m in runner.test_evaluator.metrics if type(m).__name__ == "UTASegMetric")
+    ours_metric = next(m for m in runner.test_loop.evaluator.metrics if type(m).__name__ == "UTASegMetric")
     ours = {k.split("/", 1)[1]: float(v) for k, v in raw.items() if k.startswith("uta/")}
     mm = {k: float(v) for k, v in raw.items() if "/" not in k}
     if "mIoU" in mm and abs(100 * ours["mIoU"] - mm["mIoU"]) > 0.005 + 1e-9:
