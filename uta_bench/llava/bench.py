@@ -138,7 +138,7 @@ def judge_answers(judge, bench: Bench, answers: dict, path: Path, questions: lis
             try:
                 scores = parse_scores(reply)
             except JudgeError as e:
-                _append(path.with_suffix(".unparsable.jsonl"), {"question_id": q["question_id"], "content": reply})
+                _append(path.parent / path.name.replace("reviews-", "unparsable-"), {"question_id": q["question_id"], "content": reply})
                 raise JudgeError(f"question {q['question_id']}: {e}; kept {len(done)} reviews in {path}; "
                                  "rerun to resume (a stronger judge may be needed)") from None
             row = {"question_id": q["question_id"], "category": q["category"], "content": reply,
@@ -153,11 +153,18 @@ def judge_answers(judge, bench: Bench, answers: dict, path: Path, questions: lis
     return [done[q["question_id"]] for q in questions]
 
 
+TABLE3_ROWS = ("CLIP B/16", "EVA-02 B/16", "UTA B/16", "CLIP L/14", "EVA-02 L/14", "UTA L/14", "EVA-01 g/14",
+               "UTA g/14")
+
+
 def paper_row(card) -> str | None:
+    """Table 3 row label (docs/paper_tables.md) of a vision tower's model card, or None."""
     p = getattr(card, "paper", None)
     if not p:
         return None
-    return f"{p.method} {str(p.model).split('@')[0]}"
+    method = {"EVA-02-CLIP": "EVA-02", "EVA-01-CLIP": "EVA-01"}.get(p.method, p.method)
+    row = f"{method} {str(p.model).split('@')[0]}"
+    return row if row in TABLE3_ROWS else None
 
 
 def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:

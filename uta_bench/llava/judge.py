@@ -157,10 +157,13 @@ def _score_line(model, tok, ids, cand: dict[int, str]) -> str:
     """Greedy decoding restricted to tokens that keep the text a prefix of one of ``SCORE_LINES``."""
     import torch
 
+    import inspect
+
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     text, past, inp = "", None, ids
     for _ in range(8):
-        out = model(input_ids=inp, past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[0, -1]
+        out = model(input_ids=inp, use_cache=True, **{key: past})
+        past, logits = getattr(out, key), out.logits[0, -1]
         allowed = [t for t, s in cand.items() if text + s in SCORE_PREFIXES]
         best = max(allowed, key=lambda t: float(logits[t]))
         text += cand[best]

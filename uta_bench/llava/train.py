@@ -10,6 +10,7 @@ trained LM weights), ``llava_config.json`` (everything needed to rebuild the mod
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,22 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
         return 1.0
     progress = (step - warmup) / max(1, total - warmup)
     return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def step_plan(n: int, batch_size: int, micro: int, seed: int, start: int, total: int, rank: int = 0,
+              world: int = 1) -> list[list[list[int]]]:
+    """Sample indices of this rank's micro-batches for optimizer steps ``start..total-1``. Epoch ``e`` is a
+    permutation seeded by ``seed + e`` (incomplete last batch dropped), so any step's data is known without
+    replaying earlier ones: the basis of exact resume."""
+    per_epoch = n // batch_size
+    plan, perms = [], {}
+    for step in range(start, total):
+        epoch, b = divmod(step, per_epoch)
+        if epoch not in perms:
+            perms = {epoch: torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()}
+        mine = perms[epoch][b * batch_size:(b + 1) * batch_size][rank::world]
+        plan.append([mine[i:i + micro] for i in range(0, len(mine), micro)])
+    return plan
 
 
 def _dist():
@@ -58,6 +75,7 @@ def build_model(cfg: dict, device: str = "cpu"):
     from uta_bench.llava.vision import VisionTower
     from uta_bench.models.loader import load_model
 
+    torch.manual_seed(cfg.get("seed", 42))            # a random-init tower (tests) is the same in every process
     loaded = load_model(cfg["vision"], checkpoint=cfg.get("vision_checkpoint"), device=device,
                         pretrained=cfg.get("vision_pretrained", True))
     lm, tok = load_lm(cfg["lm"], num_layers=cfg.get("lm_layers"))
@@ -146,7 +164,9 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
     if recipe.batch_size % per_rank:
         raise UtaBenchError(f"batch_size {recipe.batch_size} is not a multiple of micro_batch_size x ranks "
                             f"= {per_rank}")
-    steps_per_epoch = max(1, math.ceil(len(ds) / recipe.batch_size))
+    steps_per_epoch = len(ds) // recipe.batch_size        # full global batches only (equal work per rank)
+    if steps_per_epoch == 0:
+        raise UtaBenchError(f"{len(ds)} samples are fewer than one batch of {recipe.batch_size}")
     total = recipe.max_steps or steps_per_epoch * recipe.epochs
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
@@ -167,7 +187,7 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if "cuda" in device else None)
     amp = (torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-           if recipe.precision == "bf16" else torch.autocast(device_type="cpu", enabled=False))
+           if recipe.precision == "bf16" else contextlib.nullcontext())
     model.train()
     started = now()
     bar = make_progress("step") if progress and rank == 0 else None
@@ -175,25 +195,23 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
     if bar:
         bar.start()
     try:
+        micro_per_step = recipe.batch_size // per_rank
+        plan = step_plan(len(ds), recipe.batch_size, recipe.micro_batch_size, recipe.seed, step, total, rank, world)
+        loader = iter(torch.utils.data.DataLoader(ds, batch_sampler=[mb for st in plan for mb in st],
+                                                  collate_fn=collate, num_workers=recipe.workers))
         while step < total:
-            epoch, b = divmod(step, steps_per_epoch)
-            g = torch.Generator().manual_seed(recipe.seed + epoch)
-            perm = torch.randperm(len(ds), generator=g).tolist()
-            batch_idx = perm[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-            mine = batch_idx[rank::world]
-            micro = [mine[i:i + recipe.micro_batch_size] for i in range(0, len(mine), recipe.micro_batch_size)]
             for group in opt.param_groups:
                 group["lr"] = recipe.lr * lr_factor(step, total, recipe.warmup_steps, recipe.schedule)
             opt.zero_grad(set_to_none=True)
             step_loss = torch.zeros((), device=device)
-            for i, mb in enumerate(micro):
-                batch = collate([ds[j] for j in mb])
-                sync = i == len(micro) - 1
-                ctx = ddp.no_sync() if world > 1 and not sync else torch.autocast("cpu", enabled=False)
+            for i in range(micro_per_step):
+                batch = next(loader)
+                sync = i == micro_per_step - 1
+                ctx = ddp.no_sync() if world > 1 and not sync else contextlib.nullcontext()
                 with ctx, amp:
                     loss = ddp(batch["input_ids"], batch["labels"], batch["images"])
-                (loss / len(micro)).backward()
-                step_loss += loss.detach().float() / len(micro)
+                (loss / micro_per_step).backward()
+                step_loss += loss.detach().float() / micro_per_step
             if world > 1:
                 torch.distributed.all_reduce(step_loss)
                 step_loss /= world
