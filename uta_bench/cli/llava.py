@@ -19,7 +19,26 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
-    from uta_bench.cli.main import train_app
+    from uta_bench.cli.main import data_app, train_app
+
+    @data_app.command("llava-sample")
+    def llava_sample(
+        output: str = typer.Option(..., "--output", "-o", help="Folder to write (data/ and bench/)."),
+        source: str = typer.Option("auto", "--source", help="tuxpaint | skimage | auto (tuxpaint if installed)."),
+        limit: int = typer.Option(16, "--limit", min=1, help="Training images."),
+        bench_images: int = typer.Option(4, "--bench-images", min=1, help="Bench images (3 questions each)."),
+    ):
+        """Write small LLaVA training files (stage 1 captions, stage 2 conversations) and a small
+        LLaVA-Bench in the released layout, from package-shipped captioned pictures."""
+        from pathlib import Path
+
+        from uta_bench.llava.bench_data import make_llava_bench
+        from uta_bench.llava.data import make_llava_sample
+
+        d = make_llava_sample(Path(output) / "data", source=source, limit=limit)
+        b = make_llava_bench(Path(output) / "bench", source=source, n_images=bench_images, offset=limit)
+        typer.echo(f"{d['n']} {d['source']} images: {d['pretrain']} (stage 1), {d['instruct']} (stage 2), "
+                   f"images {d['images']}; bench {b}")
 
     @train_app.command("llava")
     def train_llava(
@@ -77,6 +96,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         judge_key_env: str = typer.Option("OPENAI_API_KEY", "--judge-key-env",
                                           help="Environment variable holding the endpoint's API key."),
         judge_retries: int = typer.Option(5, "--judge-retries", min=0),
+        judge_max_tokens: int = typer.Option(1024, "--judge-max-tokens", min=8,
+                                             help="Length cap of each review (score line + explanation)."),
         max_new_tokens: int = typer.Option(1024, "--max-new-tokens", min=1),
         template: Optional[str] = typer.Option(None, "--template", help="Default: the training recipe's."),
         output: Optional[str] = typer.Option(None, "--output", help="Answers/reviews folder (resume re-uses it)."),
@@ -91,6 +112,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         cfg = BenchConfig(llava=llava, bench=bench, judge=judge, judge_url=judge_url, judge_model=judge_model,
                           judge_key_env=judge_key_env, judge_retries=judge_retries, template=template,
+                          judge_max_tokens=judge_max_tokens,
                           max_new_tokens=max_new_tokens, output=output, store=store, device=device, limit=limit)
         run_id, scores = run_llava_bench(cfg)
         c = Console()

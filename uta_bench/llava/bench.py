@@ -75,6 +75,7 @@ class BenchConfig:
     judge_key_env: str = "OPENAI_API_KEY"
     judge_retries: int = 5
     judge_backoff: float = 2.0
+    judge_max_tokens: int = 1024     # LLaVA's review max_tokens
     template: str | None = None      # default: the recipe's template
     max_new_tokens: int = 1024       # LLaVA model_vqa default
     output: str | None = None        # answers / reviews folder; default under $UTA_BENCH_HOME
@@ -176,7 +177,9 @@ def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:
     from uta_bench.store import Metric, ResultsStore, RunInfo
 
     bench = load_bench(cfg.bench)                               # cheap checks first
-    judge_kw = {"retries": cfg.judge_retries, "backoff": cfg.judge_backoff} if cfg.judge_url else {}
+    judge_kw = ({"retries": cfg.judge_retries, "backoff": cfg.judge_backoff, "max_tokens": cfg.judge_max_tokens}
+                if cfg.judge_url else {"max_new_tokens": cfg.judge_max_tokens})
+    judge = make_judge(cfg.judge, cfg.judge_url, cfg.judge_model, cfg.judge_key_env, **judge_kw)
     llava_dir = Path(cfg.llava)
     if not (llava_dir / CONFIG_NAME).is_file():
         raise UtaBenchError(f"{llava_dir} is not a finished LLaVA training output (no {CONFIG_NAME})")
@@ -194,7 +197,6 @@ def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:
     if meta.is_file() and json.loads(meta.read_text()) != answer_cfg:
         raise UtaBenchError(f"{out} holds answers of another model/bench/setting; use a new --output")
     atomic_write_text(meta, json.dumps(answer_cfg, indent=1))
-    judge = make_judge(cfg.judge, cfg.judge_url, cfg.judge_model, cfg.judge_key_env, **judge_kw)
     model, loaded, tok, _ = load_trained(llava_dir, cfg.device)
     started = now()
     answers = generate_answers(model, tok, loaded, bench, template, cfg.max_new_tokens, out / "answers.jsonl",

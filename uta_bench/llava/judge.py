@@ -181,4 +181,4 @@ def make_judge(judge: str | None, url: str | None, model: str = "gpt-4-0314", ke
         return OpenAIJudge(url, model=model, key_env=key_env, **kw)
     if not judge.startswith("hf:"):
         raise UtaBenchError(f"--judge {judge!r}: use hf:NAME (a local HF model) or --judge-url for an endpoint")
-    return HFJudge(judge[3:])
+    return HFJudge(judge[3:], **kw)
