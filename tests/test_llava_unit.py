@@ -286,3 +286,29 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and want in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_vision_tower_open_clip_vit():
+    """open_clip's own ViT (the CLIP / OpenCLIP baselines): the hooked block output equals a manual
+    pass through patch embedding, CLS + positions, ln_pre and the first N-1 residual blocks."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from open_clip.transformer import VisionTransformer
+
+    from uta_bench.llava.vision import VisionTower
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, width=32, layers=3, heads=4, mlp_ratio=2.0,
+                            output_dim=16).eval()
+    loaded = SimpleNamespace(name="tiny_openclip", visual=vit, autocast=contextlib.nullcontext)
+    x = torch.randn(2, 3, 32, 32)
+    got = VisionTower(loaded, layer=-2)(x)
+    with torch.no_grad():
+        t = vit.conv1(x).flatten(2).transpose(1, 2)
+        t = torch.cat([vit.class_embedding.expand(2, 1, -1), t], 1) + vit.positional_embedding
+        t = vit.ln_pre(t)
+        for blk in vit.transformer.resblocks[:2]:
+            t = blk(t)
+    assert got.shape == (2, 16, 32)
+    torch.testing.assert_close(got, t[:, 1:])

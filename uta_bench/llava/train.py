@@ -124,6 +124,17 @@ def _save_checkpoint(out: Path, model, opt, state: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_stage1(path: Path, cfg: dict) -> None:
+    """Stage 2 must build the same model the stage-1 projector was trained for."""
+    if not (path / CONFIG_NAME).is_file():
+        raise UtaBenchError(f"init_from {path} is not a finished stage-1 output (no {CONFIG_NAME})")
+    prev = json.loads((path / CONFIG_NAME).read_text())["recipe"]
+    keys = ("vision", "vision_checkpoint", "vision_layer", "vision_feature", "lm", "lm_layers", "projector")
+    diff = [f"{k}: {prev.get(k)!r} vs {cfg.get(k)!r}" for k in keys if prev.get(k) != cfg.get(k)]
+    if diff:
+        raise UtaBenchError(f"stage 2 differs from its stage-1 run {path} in {'; '.join(diff)}")
+
+
 def _sha256(path) -> str:
     from uta_bench.checkpoint import sha256_file
 
@@ -148,8 +159,10 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
     ckpt = out / CKPT_DIR
     if resume and not (ckpt / "state.json").is_file():
         raise UtaBenchError(f"--resume: no checkpoint in {out}; start without --resume")
-    if not resume and (out / CONFIG_NAME).exists():
-        raise UtaBenchError(f"{out} already holds a finished run; pick a new --output or pass --resume")
+    if not resume and ((out / CONFIG_NAME).exists() or ckpt.exists()):
+        raise UtaBenchError(f"{out} already holds a run; pass --resume to continue it or pick a new --output")
+    if recipe.stage == 2 and recipe.init_from:
+        _check_stage1(Path(recipe.init_from), cfg)
     model, loaded, tok = build_model(cfg, device)
     if recipe.stage == 2:
         if not recipe.init_from:
