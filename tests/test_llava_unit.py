@@ -312,3 +312,22 @@ def test_vision_tower_open_clip_vit():
             t = blk(t)
     assert got.shape == (2, 16, 32)
     torch.testing.assert_close(got, t[:, 1:])
+
+
+def test_bench_reads_llava_repo_coco_names(tmp_path):
+    """LLaVA's repo names for the COCO bench (qa90_*, caps_boxes_*) and a separate image folder."""
+    import shutil
+
+    from uta_bench.llava.bench_data import load_bench, make_llava_bench
+
+    src = make_llava_bench(tmp_path / "b", source="skimage", n_images=1, offset=0)
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    for a, b in (("questions.jsonl", "qa90_questions.jsonl"), ("answers_gpt4.jsonl", "qa90_gpt4_answer.jsonl"),
+                 ("context.jsonl", "caps_boxes_coco2014_val_80.jsonl"), ("rule.json", "rule.json")):
+        shutil.copy(src / a, coco / b)
+    with pytest.raises(UtaBenchError, match="bench images missing"):
+        load_bench(coco)
+    b = load_bench(coco, images=src / "images")
+    assert len(b.questions) == 3 and b.manifest == load_bench(src).manifest
+    assert b.image_path(b.questions[0]).is_file()

@@ -89,6 +89,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def llava_bench(
         llava: str = typer.Option(..., "--llava", help="Stage-2 output directory (uta-bench train llava)."),
         bench: str = typer.Option(..., "--bench", help="LLaVA-Bench folder in the released layout."),
+        bench_images: Optional[str] = typer.Option(None, "--bench-images",
+                                                   help="Image folder if not <bench>/images (COCO val2014)."),
         judge: Optional[str] = typer.Option(None, "--judge", help="Local judge: hf:NAME (e.g. hf:smollm2-135m)."),
         judge_url: Optional[str] = typer.Option(None, "--judge-url",
                                                 help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1"),
@@ -110,7 +112,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         from uta_bench.llava.bench import COLUMNS, BenchConfig, run_llava_bench
 
-        cfg = BenchConfig(llava=llava, bench=bench, judge=judge, judge_url=judge_url, judge_model=judge_model,
+        cfg = BenchConfig(llava=llava, bench=bench, bench_images=bench_images, judge=judge, judge_url=judge_url, judge_model=judge_model,
                           judge_key_env=judge_key_env, judge_retries=judge_retries, template=template,
                           judge_max_tokens=judge_max_tokens,
                           max_new_tokens=max_new_tokens, output=output, store=store, device=device, limit=limit)

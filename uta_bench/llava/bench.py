@@ -69,6 +69,7 @@ def _key(obj) -> str:
 class BenchConfig:
     llava: str                       # stage-2 output directory
     bench: str                       # LLaVA-Bench folder (released layout)
+    bench_images: str | None = None  # image folder if not <bench>/images (e.g. COCO val2014)
     judge: str | None = None         # hf:NAME
     judge_url: str | None = None
     judge_model: str = "gpt-4-0314"
@@ -176,7 +177,7 @@ def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import Metric, ResultsStore, RunInfo
 
-    bench = load_bench(cfg.bench)                               # cheap checks first
+    bench = load_bench(cfg.bench, cfg.bench_images)             # cheap checks first
     judge_kw = ({"retries": cfg.judge_retries, "backoff": cfg.judge_backoff, "max_tokens": cfg.judge_max_tokens}
                 if cfg.judge_url else {"max_new_tokens": cfg.judge_max_tokens})
     judge = make_judge(cfg.judge, cfg.judge_url, cfg.judge_model, cfg.judge_key_env, **judge_kw)

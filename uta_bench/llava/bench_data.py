@@ -8,6 +8,10 @@ Released layout (``liuhaotian/llava-bench-coco`` / ``llava-bench-in-the-wild``):
                          in-the-wild: {"id", "image", "caption"}
     rule.json            {category or "llava_bench_"+category: {"role", "prompt"}}
     images/              the images named in questions.jsonl
+
+The COCO bench as LLaVA's repo ships it (``qa90_questions.jsonl``, ``qa90_gpt4_answer.jsonl``,
+``caps_boxes_coco2014_val_80.jsonl``, ``rule.json``; images from COCO val2014) is read too: those names
+are accepted in place of the first three, and the image folder can be given (``--bench-images``).
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from pathlib import Path
 from uta_bench.errors import NotFoundError, UtaBenchError
 
 FILES = ("questions.jsonl", "answers_gpt4.jsonl", "context.jsonl", "rule.json")
+ALIASES = {"questions.jsonl": "qa90_questions.jsonl", "answers_gpt4.jsonl": "qa90_gpt4_answer.jsonl",
+           "context.jsonl": "caps_boxes_coco2014_val_80.jsonl"}
 CATEGORIES = {"conv": "conversation", "detail": "detail", "complex": "reasoning"}   # -> Table 3 columns
 
 
@@ -30,6 +36,7 @@ class Bench:
     context: dict               # image -> context record
     rules: dict
     manifest: str               # sha256 over the four files
+    images: Path | None = None  # image folder (default root/images)
 
     def rule_for(self, q: dict) -> dict:
         """COCO bench (captions + boxes) uses rule[category] (LLaVA eval_gpt_review_visual.py); the
@@ -44,7 +51,7 @@ class Bench:
         raise UtaBenchError(f"{self.root / 'rule.json'} has no rule for category {q['category']!r}")
 
     def image_path(self, q: dict) -> Path:
-        return self.root / "images" / q["image"]
+        return (self.images or self.root / "images") / q["image"]
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -58,37 +65,47 @@ def _jsonl(path: Path) -> list[dict]:
     return out
 
 
-def load_bench(root: str | Path) -> Bench:
+def _find(root: Path, name: str) -> Path | None:
+    for cand in (name, ALIASES.get(name)):
+        if cand and (root / cand).is_file():
+            return root / cand
+    return None
+
+
+def load_bench(root: str | Path, images: str | Path | None = None) -> Bench:
     root = Path(root)
-    missing = [f for f in FILES if not (root / f).is_file()]
+    paths = {f: _find(root, f) for f in FILES}
+    missing = [f for f, p in paths.items() if p is None]
     if missing:
         raise NotFoundError(f"{root} is not a LLaVA-Bench folder: missing {', '.join(missing)} "
                             "(expected the released layout: questions.jsonl, answers_gpt4.jsonl, context.jsonl, "
                             "rule.json, images/)")
-    qs = _jsonl(root / "questions.jsonl")
+    img_dir = Path(images) if images else root / "images"
+    qs = _jsonl(paths["questions.jsonl"])
     for i, q in enumerate(qs):
         for k in ("question_id", "image", "text", "category"):
             if k not in q:
-                raise UtaBenchError(f"{root / 'questions.jsonl'} line {i + 1} has no {k!r}")
+                raise UtaBenchError(f"{paths['questions.jsonl']} line {i + 1} has no {k!r}")
         if q["category"] not in CATEGORIES:
             raise UtaBenchError(f"question {q['question_id']}: unknown category {q['category']!r} "
                                 f"(LLaVA-Bench uses {', '.join(CATEGORIES)})")
-    refs = {a["question_id"]: a["text"] for a in _jsonl(root / "answers_gpt4.jsonl")}
-    ctx = {c["image"]: c for c in _jsonl(root / "context.jsonl")}
-    rules = json.loads((root / "rule.json").read_text())
+    refs = {a["question_id"]: a["text"] for a in _jsonl(paths["answers_gpt4.jsonl"])}
+    ctx = {c["image"]: c for c in _jsonl(paths["context.jsonl"])}
+    rules = json.loads(paths["rule.json"].read_text())
     bad = [q["question_id"] for q in qs if q["question_id"] not in refs]
     if bad:
         raise UtaBenchError(f"{len(bad)} questions have no reference answer in answers_gpt4.jsonl (first {bad[0]})")
     bad = [q["image"] for q in qs if q["image"] not in ctx]
     if bad:
         raise UtaBenchError(f"{len(bad)} images have no context.jsonl entry (first {bad[0]})")
-    bad = [q["image"] for q in qs if not (root / "images" / q["image"]).is_file()]
+    bad = [q["image"] for q in qs if not (img_dir / q["image"]).is_file()]
     if bad:
-        raise NotFoundError(f"{len(bad)} bench images missing under {root / 'images'} (first {bad[0]})")
+        raise NotFoundError(f"{len(bad)} bench images missing under {img_dir} (first {bad[0]}); "
+                            "pass the folder that holds them")
     h = hashlib.sha256()
     for f in FILES:
-        h.update((root / f).read_bytes())
-    bench = Bench(root, qs, refs, ctx, rules, h.hexdigest())
+        h.update(paths[f].read_bytes())
+    bench = Bench(root, qs, refs, ctx, rules, h.hexdigest(), img_dir)
     for q in qs:
         bench.rule_for(q)
     return bench
