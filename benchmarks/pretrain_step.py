@@ -4,11 +4,14 @@ One student forward + backward + AdamW step per measurement, on the same batch a
 (the frozen teacher's forward is identical for both objectives, so it is left out). UTA drops the
 masked tokens (mask 0.5 -> 98 of 196 patches, 0.4 -> 118); MIM processes all 196 with [MASK] tokens.
 Steps of the three configurations are interleaved (MIM, UTA@0.5, UTA@0.4, MIM, ...) so that load
-from other processes hits them alike, and the median is reported. Peak memory: each configuration
-runs again in a fresh subprocess and reports its peak resident set size (ru_maxrss) and the growth
-over the RSS before its first step (activations + optimiser state).
+from other processes hits them alike, and medians are reported. Two clocks: wall time, and the
+process CPU time of the step (all threads) -- the latter is what the step costs this machine and is
+not inflated when other processes share the cores; the closing ratio lines use CPU time (the table
+shows both). Peak memory: each configuration runs again in a fresh subprocess whose resident set
+size is sampled every 2 ms during two steps; reported are the peak RSS and its growth over the RSS
+before the first step (activations + gradients + AdamW state, which is the same for all three).
 
-    python benchmarks/pretrain_step.py [--batch 8] [--reps 5] [--arch uta_base_p16]
+    python benchmarks/pretrain_step.py [--batch 8] [--reps 5] [--threads 1] [--arch uta_base_p16]
 
 The paper: UTA at mask 0.5 / 0.4 costs 0.5x / 0.6x the FLOPs of MIM. Target: <= 0.55x / <= 0.65x.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import statistics
 import time
 
 
@@ -37,17 +39,9 @@ def _setup(arch: str, batch: int, seed: int = 0):
     return student, images, targets, opt
 
 
-def _step(student, images, targets, opt, objective, mask) -> float:
-    import torch
-
-    from uta_bench.pretrain.objectives import pretrain_loss
-
-    t0 = time.perf_counter()
-    loss = pretrain_loss(objective, student, images, targets, mask)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return time.perf_counter() - t0
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 CONFIGS = [("MIM", "mim", 0.5), ("UTA mask 0.5", "uta", 0.5), ("UTA mask 0.4", "uta", 0.4)]
@@ -59,13 +53,30 @@ def _masks(ratio: float, batch: int, grid):
     return MaskGenerator("block_reversed", grid, ratio, seed=0).batch(0, batch)
 
 
-def _memory_child(arch, batch, objective, ratio, q):
+def _memory_child(arch, batch, objective, ratio, threads, q):
+    import threading
+
+    import torch
+
+    from uta_bench.pretrain.timing import one_step
+
+    torch.set_num_threads(threads)
     student, images, targets, opt = _setup(arch, batch)
     mask = _masks(ratio, batch, student.visual.patch_embed.grid_size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before, peak, done = _rss_mib(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
     for _ in range(2):
-        _step(student, images, targets, opt, objective, mask)
-    q.put((before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        one_step(student, opt, images, targets, objective, mask)
+    done.set()
+    t.join()
+    q.put((before, max(peak[0], _rss_mib())))
 
 
 def main() -> None:
@@ -73,45 +84,45 @@ def main() -> None:
     ap.add_argument("--arch", default="uta_base_p16")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: least noise on a shared CPU)")
     ap.add_argument("--no-memory", action="store_true")
     args = ap.parse_args()
     import os
 
     import torch
 
-    student, images, targets, opt = _setup(args.arch, args.batch)
+    torch.set_num_threads(args.threads)
+
+    from uta_bench.pretrain.timing import interleaved_step_times
+
+    student, images, targets, _ = _setup(args.arch, args.batch)
     grid = student.visual.patch_embed.grid_size
-    masks = {c: _masks(c[2], args.batch, grid) for c in CONFIGS}
     print(f"{args.arch}: {sum(p.numel() for p in student.visual.parameters()) / 1e6:.1f}M params, "
           f"{grid[0]}x{grid[1]} patches, batch {args.batch}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
-    for c in CONFIGS:  # warm-up (allocator, kernels)
-        _step(student, images, targets, opt, c[1], masks[c])
-    times = {c: [] for c in CONFIGS}
-    for _ in range(args.reps):
-        for c in CONFIGS:
-            times[c].append(_step(student, images, targets, opt, c[1], masks[c]))
-    med = {c: statistics.median(v) for c, v in times.items()}
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}", flush=True)
+    res = dict(zip(CONFIGS, interleaved_step_times(student, images, targets, CONFIGS, reps=args.reps)))
+    med = {c: r.cpu_s for c, r in res.items()}
+    wall = {c: r.wall_s for c, r in res.items()}
     mem = {}
     if not args.no_memory:
         ctx = mp.get_context("spawn")
         for c in CONFIGS:
             q = ctx.Queue()
-            p = ctx.Process(target=_memory_child, args=(args.arch, args.batch, c[1], c[2], q))
+            p = ctx.Process(target=_memory_child, args=(args.arch, args.batch, c[1], c[2], args.threads, q))
             p.start()
             mem[c] = q.get()
             p.join()
     mim = med[CONFIGS[0]]
-    print(f"{'config':14s} {'tokens':>7s} {'step s (median)':>16s} {'min':>7s} {'max':>7s} {'vs MIM':>7s}"
+    print(f"{'config':14s} {'tokens':>7s} {'CPU s/step':>11s} {'vs MIM':>7s} {'wall s/step':>12s} {'vs MIM':>7s}"
           + ("" if args.no_memory else f" {'peak RSS MiB':>13s} {'growth MiB':>11s}"))
-    n = grid[0] * grid[1]
     for c in CONFIGS:
-        tokens = 1 + (n if c[1] == "mim" else n - int(round(c[2] * n)))
-        line = (f"{c[0]:14s} {tokens:7d} {med[c]:16.3f} {min(times[c]):7.3f} {max(times[c]):7.3f} "
-                f"{med[c] / mim:6.2f}x")
+        tokens = res[c].tokens
+        line = (f"{c[0]:14s} {tokens:7d} {med[c]:11.3f} {med[c] / mim:6.2f}x {wall[c]:12.3f} "
+                f"{wall[c] / wall[CONFIGS[0]]:6.2f}x")
         if c in mem:
-            line += f" {mem[c][1] / 1024:13.0f} {(mem[c][1] - mem[c][0]) / 1024:11.0f}"
+            line += f" {mem[c][1]:13.0f} {mem[c][1] - mem[c][0]:11.0f}"
         print(line)
+    print(f"load average now {os.getloadavg()[0]:.1f}; ratios below: median CPU time per step")
     print(f"mask 0.5: UTA step {med[CONFIGS[1]] / mim:.2f}x MIM")
     print(f"mask 0.4: UTA step {med[CONFIGS[2]] / mim:.2f}x MIM")
 

@@ -1,6 +1,6 @@
 """The pre-training loop, top to bottom. Single process, or ``torchrun`` DDP (gloo on CPU, nccl on GPU).
 
-    torchrun --nproc_per_node 8 -m uta_bench.pretrain.launch --recipe recipes/pretrain/uta_b14.yaml
+    torchrun --nproc_per_node 8 $(which uta-bench) train pretrain --recipe uta_b14 --data /data/in21k
 
 One step: this rank's slice of the global batch -> mask (a function of the step) -> teacher tokens
 (no grad) -> student loss under autocast -> backward -> clip -> AdamW -> LR schedule. Every
@@ -137,9 +137,9 @@ def pretrain(cfg: PretrainConfig, dataset, teacher: torch.nn.Module, student: St
             images = images.to(device, non_blocking=True)
             global_masks = masks.batch(step, cfg.global_batch_size)
             local = global_masks[rank * sampler.local:(rank + 1) * sampler.local].to(device)
-            with torch.no_grad():
-                targets = teacher(images, indices.to(device))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                with torch.no_grad():
+                    targets = teacher(images, indices.to(device)).float()
                 loss = pretrain_loss(cfg.objective, model if world == 1 else _DDPStudent(model),
                                      images, targets, local)
             logged = _mean_across(loss.detach().float(), world)
