@@ -135,3 +135,15 @@ def test_missing_data_is_one_clear_error(tmp_path, monkeypatch, capsys):
         main(["run", "zeroshot", "--model", "uta_tiny", "--random-init", "--tasks", "imagenet_a", "--no-progress"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: task imagenet_a: no data found") and "Traceback" not in err
+
+
+def test_same_shaped_datasets_never_share_cached_features(loaded, tmp_path):
+    """Two wds sets with equal names, labels and (block-padded) tar sizes but different images."""
+    cards = []
+    for i, name in enumerate(("w1", "w2")):
+        syn.make_wds_classification(tmp_path / "data" / name, [0, 1, 2, 0], ["x", "y", "z"], seed=i, maxcount=10)
+        cards.append(write_card(tmp_path, name, type="classification",
+                                dataset={"path": name, "formats": ["wds"]}, classes="dataset", templates=TEMPLATES))
+    r = rows(evaluate_loaded(loaded, [str(c) for c in cards], cfg(tmp_path, cards)))
+    e1, e2 = (json.loads(r[(t, "top1")].extra_json) for t in ("w1", "w2"))
+    assert e1["feature_cache"] != e2["feature_cache"] and e2["images_encoded"] == 4

@@ -186,15 +186,20 @@ def manifest_files(data: TaskData) -> list[tuple[str, int]]:
 
 
 def quick_manifest(data: TaskData) -> str:
-    """sha256 over (relative name, size) of the data files + the sample list: cheap, data-sensitive."""
+    """sha256 over the data folder, (relative name, size, mtime) of the data files and every sample's
+    name / tar member offset+size, labels and captions: cheap, and different for different data even
+    when two tar shards happen to have the same (block-padded) size."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(f"{Path(data.root).resolve()}\n".encode())
     for rel, size in manifest_files(data):
-        h.update(f"{rel}\t{size}\n".encode())
+        h.update(f"{rel}\t{size}\t{os.stat(data.root / rel).st_mtime_ns}\n".encode())
     h.update(f"{data.fmt}\t{len(data.refs)}\n".encode())
-    for name in data.names():
-        h.update(os.path.relpath(name, data.root).encode() + b"\n")
+    for r in data.refs:
+        if isinstance(r, str):
+            h.update(os.path.relpath(r, data.root).encode() + b"\n")
+        else:
+            h.update(f"{os.path.relpath(r.tar, data.root)}:{r.name}:{r.offset}:{r.size}\n".encode())
     if data.labels is not None:
         h.update(",".join(map(str, data.labels)).encode())
     if data.captions is not None:
