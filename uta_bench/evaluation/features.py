@@ -128,17 +128,24 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
     results, computed, t0 = [], 0, time.perf_counter()
     todo = sum(e - s for s, e in mine)
     with _progress(progress and dist.main, todo, label, "img") as advance:
+        pending = []
         for s, e in mine:
             path = _chunk_path(key, s, e)
             hit = _read_chunk(path) if use_cache and path.is_file() else None
             if hit is not None:
                 results.append((s, *hit))
                 advance(e - s)
-                continue
-            loader = DataLoader(ImageRefs(refs, loaded.preprocess, range(s, e)), batch_size=batch_size,
-                                num_workers=workers, shuffle=False, collate_fn=collate)
-            feats, index, bad = [], [], []
-            for imgs, idx, errs in loader:
+            else:
+                pending.append((s, e))
+        # one DataLoader over every pending chunk (workers start once, prefetch runs across chunk
+        # boundaries); batches never straddle a chunk, so each chunk is written as soon as it is done
+        batches = [list(range(b, min(b + batch_size, e))) for s, e in pending for b in range(s, e, batch_size)]
+        it = iter(DataLoader(ImageRefs(refs, loaded.preprocess, range(len(refs))), batch_sampler=batches,
+                             num_workers=workers, collate_fn=collate)) if batches else None
+        for s, e in pending:
+            feats, index, bad, seen = [], [], [], 0
+            while seen < e - s:
+                imgs, idx, errs = next(it)
                 for i, err in errs:
                     if on_bad_image == "fail" and not dist.enabled:
                         raise _bad_error(str(refs[i]), err)
@@ -146,13 +153,16 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
                 if imgs is not None:
                     feats.append(loaded.encode_image(imgs).float().cpu())
                     index.append(idx)
-                computed += len(idx) + len(errs)
+                seen += len(idx) + len(errs)
                 advance(len(idx) + len(errs))
+            computed += seen
             f = torch.cat(feats) if feats else torch.empty(0, 0)
             ix = torch.cat(index) if index else torch.empty(0, dtype=torch.long)
             if use_cache and not (bad and on_bad_image == "fail"):
-                _write_chunk(path, f, ix, bad)
+                _write_chunk(_chunk_path(key, s, e), f, ix, bad)
             results.append((s, f, ix, bad))
+        del it
+    results.sort(key=lambda r: r[0])
     seconds = time.perf_counter() - t0
     gathered = gather((results, computed), dist)
     per_rank = [c for _, c in gathered]
