@@ -22,6 +22,11 @@ def require_mmseg() -> None:
         import uta_bench.seg.mmseg_modules  # noqa: F401
     except Exception as e:  # noqa: BLE001 - ImportError, or mmcv's version assertion
         raise UtaBenchError(f"{INSTALL_HINT} ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    # `_base_ = 'mmseg::...'` goes through pkg_resources in mmengine 0.10, gone from setuptools >= 81:
+    # the det area's importlib.metadata shim (mmengine-only, no mmdet import) fixes the lookup.
+    from uta_bench.det.compat import patch_mmengine_package_utils
+
+    patch_mmengine_package_utils()
 
 
 def recipe_dir() -> Path:
