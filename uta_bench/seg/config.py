@@ -81,10 +81,12 @@ def build_config(recipe: str, *, data_root: str | None = None, work_dir: str | N
     if data_root:
         _set_data_root(cfg, data_root)
     if max_iters:
+        old = cfg.train_cfg.max_iters
         cfg.train_cfg.max_iters = max_iters
-        cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", max_iters), max_iters)
-        for s in cfg.param_scheduler:
-            if s.get("end", 0) > max_iters:
+        val = cfg.train_cfg.get("val_interval", old)
+        cfg.train_cfg.val_interval = max_iters if val >= old else min(val, max_iters)
+        for s in cfg.param_scheduler:       # the schedule that ran to the recipe's end now ends at --iters
+            if s.get("end", 0) >= old or s.get("end", 0) > max_iters:
                 s.end = max_iters
             if s.get("begin", 0) >= max_iters:
                 raise UtaBenchError(f"--iters {max_iters} ends before the recipe's warm-up ({s.begin} iters)")
