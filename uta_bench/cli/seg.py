@@ -60,5 +60,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         run_id, metrics, mm = eval_seg(cfg, seg_checkpoint, store=store, trust_checkpoint=trust_checkpoint,
                                        seed=seed)
         txt = "  ".join(f"{m.metric}={100 * m.value:.2f}%" for m in metrics)
-        typer.echo(f"ade20k (n={metrics[0].n}): {txt}  [mmseg IoUMetric mIoU={float(mm.get('mIoU', float('nan'))):.2f}%]")
+        ref = float(mm.get("mIoU", float("nan")))
+        typer.echo(f"ade20k (n={metrics[0].n}): {txt}  [mmseg IoUMetric mIoU={ref:.2f}%]")
         typer.echo(f"run {run_id} written; see `uta-bench results --run {run_id}`")
