@@ -117,3 +117,27 @@ def test_cli_without_mmcv_gives_install_hint(monkeypatch, capsys):
             main(args)
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and len(err) == 1 and "pip install -e '.[seg]'" in err[0], err
+
+
+def test_patch14_tower_is_resampled_to_patch16(monkeypatch):
+    """L/14 towers run UperNet at patch 16 (EVA's psz14to16): kernel + pos-embed resampled from the source."""
+    from timm.layers import resample_abs_pos_embed, resample_patch_embed
+
+    from uta_bench.models import uta
+    from uta_bench.models.loader import load_model
+    from uta_bench.seg.backbone import EvaMultiLevel
+
+    tiny14 = dict(uta.UTA_ARCHS["uta_tiny_p16"], patch_size=14, img_size=56)   # a 4x4-grid patch-14 tower
+    monkeypatch.setitem(uta.UTA_ARCHS, "uta_tiny_p16", tiny14)
+    torch.manual_seed(0)
+    bb = EvaMultiLevel("uta_tiny", img_size=128, patch_size=16)
+    torch.manual_seed(1)
+    bb.load_from_model(pretrained=False)
+    torch.manual_seed(1)
+    src = load_model("uta_tiny", pretrained=False).model.visual          # same seed: the same random tower
+    assert src.patch_embed.proj.weight.shape[-1] == 14
+    want = resample_patch_embed(src.patch_embed.proj.weight, [16, 16])
+    torch.testing.assert_close(bb.eva.patch_embed.proj.weight, want)
+    torch.testing.assert_close(bb.eva.pos_embed, resample_abs_pos_embed(src.pos_embed, [8, 8], [4, 4],
+                                                                        num_prefix_tokens=1))
+    assert [tuple(f.shape) for f in bb.eval()(torch.randn(1, 3, 128, 128))] == [(1, 64, 8, 8)] * 4
