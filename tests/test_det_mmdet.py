@@ -83,6 +83,7 @@ def test_layer_decay_param_groups(det_root, tmp_path):
     assert L == len(t.blocks)
 
 
+@pytest.mark.slow
 def test_smoke_train_eval_store(det_root, tmp_path, official_ckpt):
     """Tiny ViTDet from a UTA checkpoint: train a few dozen iterations on CPU, evaluate, rows in the store; the
     stored AP equals pycocotools' own COCOeval run on the saved detections."""
@@ -95,7 +96,7 @@ def test_smoke_train_eval_store(det_root, tmp_path, official_ckpt):
     wd = tmp_path / "wd"
     base = [sys.executable, "-m", "uta_bench"]
     r = subprocess.run(base + ["train", "det", "--model", "uta_tiny", "--recipe", "coco_smoke", "--checkpoint",
-                               str(ckpt), "--data-root", str(det_root), "--work-dir", str(wd), "--iters", "30"],
+                               str(ckpt), "--data-root", str(det_root), "--work-dir", str(wd), "--iters", "12"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     det = wd / "detector.safetensors"
@@ -128,3 +129,36 @@ def test_smoke_train_eval_store(det_root, tmp_path, official_ckpt):
                                str(bad), "--data-root", str(det_root)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1
     assert len(ResultsStore().df()) == n_before
+
+
+@pytest.mark.slow
+def test_lvis_smoke_train_eval_store(det_root, tmp_path, official_ckpt):
+    """LVIS path: repeat-factor sampling + federated loss train, lvis-API eval with frequency groups; the stored
+    numbers equal LVISEval run directly on the saved detections."""
+    from lvis import LVIS, LVISEval, LVISResults
+
+    from uta_bench.det.metrics import lvis_numpy_compat
+    from uta_bench.store import ResultsStore
+
+    ckpt, _ = official_ckpt("uta_tiny_p16")
+    wd = tmp_path / "wdl"
+    base = [sys.executable, "-m", "uta_bench"]
+    r = subprocess.run(base + ["train", "det", "--model", "uta_tiny", "--recipe", "lvis_smoke", "--checkpoint",
+                               str(ckpt), "--data-root", str(det_root), "--work-dir", str(wd), "--iters", "4"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(base + ["run", "det", "--model", "uta_tiny", "--recipe", "lvis_smoke", "--detector-checkpoint",
+                               str(wd / "detector.safetensors"), "--data-root", str(det_root), "--workers", "0"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = ResultsStore().df(task="det_lvis")
+    rows = dict(zip(df.metric, df.value))
+    assert {"ap_box", "ap_mask", "apr_box"} <= set(rows)
+    dets = json.load(open(json.loads(df.extra_json.iloc[0])["detections"]))
+    gt = LVIS(str(det_root / "annotations" / "lvis_v1_val.json"))
+    ev = LVISEval(gt, LVISResults(gt, dets, max_dets=300), "bbox")
+    with lvis_numpy_compat():
+        ev.run()
+    res = ev.get_results()
+    assert rows["ap_box"] == pytest.approx(res["AP"], abs=1e-12)
+    assert rows["apr_box"] == pytest.approx(res["APr"], abs=1e-12)

@@ -106,11 +106,13 @@ def build_config(recipe: str, model: str, *, work_dir: str, checkpoint: str | No
         ds["metainfo"] = dict(classes=tuple(c["name"] for c in cats))
     if names is not None:
         _set_num_classes(cfg, len(names))
-        if train:
-            _, tr = next(_datasets(cfg, ("train",)))
-            for h in cfg.model.roi_head.bbox_head:
-                if h.get("loss_cls", {}).get("type") == "UTAFederatedLoss":
-                    h.loss_cls.ann_file = str(_ann_path(tr))
+        tr = next(_datasets(cfg, ("train",)))[1] if train else None
+        for h in cfg.model.roi_head.bbox_head:
+            if h.get("loss_cls", {}).get("type") == "UTAFederatedLoss":
+                if train:   # class sampling weights from the training annotations
+                    h.loss_cls.ann_file, h.loss_cls.image_counts = str(_ann_path(tr)), None
+                else:       # inference never samples classes: no training annotations needed
+                    h.loss_cls.ann_file, h.loss_cls.image_counts = None, [1] * len(names)
     _machine(cfg, world_size, batch_size, iters, device, workers)
     cfg.work_dir = str(work_dir)
     return cfg
