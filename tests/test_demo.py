@@ -3,6 +3,9 @@
 Asserted (paper Sec. 5 / Table 6): UTA's zero-shot accuracy >= 0.8x the teacher's and above MIM's and
 UTA+MIM's; UTA's training step cheaper than MIM's. Zero-shot = held-out colour x shape compositions
 never seen in any training image or caption, evaluated by `run_zeroshot` on PNG ImageFolders.
+
+The two demo tests share one reduced run (~3.5 CPU-minutes) and are marked slow:
+    python -m pytest tests/test_demo.py -m slow
 """
 import numpy as np
 import pytest
@@ -42,6 +45,8 @@ def demo_result(tmp_path_factory):
     return cfg, run_demo(cfg)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_demo_reproduces_table6_direction(demo_result):
     cfg, res = demo_result
     rows = {r["key"]: r for r in res.rows}
@@ -55,6 +60,8 @@ def test_demo_reproduces_table6_direction(demo_result):
     assert uta["step_s"] < mim["step_s"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_demo_rows_and_figures(demo_result):
     cfg, res = demo_result
     from uta_bench.store import ResultsStore
