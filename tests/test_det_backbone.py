@@ -81,3 +81,17 @@ def test_wrong_checkpoint_is_a_clear_error(official_ckpt, tmp_path):
         check_checkpoint("uta_tiny", str(tmp_path / "nope.pt"))
     with pytest.raises(UtaBenchError, match="UTA-family"):
         check_checkpoint("openai_b16", None)
+
+
+def test_p14_tower_keeps_grid_with_16px_patches():
+    """L/14@336 for ViTDet: a 16 px patch kernel (resampled at load time) on the same 24x24 position grid, so the
+    released pos_embed loads unchanged (shapes checked on the meta device: no memory, instant)."""
+    from uta_bench.models.uta import build_visual
+
+    with torch.device("meta"):
+        det = build_det_tower("uta_l14", drop_path_rate=0.4)
+        ref = build_visual("uta_large_p14_336")
+    assert det.patch_embed.patch_size == (16, 16) and det.patch_embed.grid_size == (24, 24)
+    assert det.pos_embed.shape == ref.pos_embed.shape
+    assert det.patch_embed.proj.weight.shape[-2:] == (16, 16) and ref.patch_embed.proj.weight.shape[-2:] == (14, 14)
+    assert det.blocks[-1].drop_path1.drop_prob == pytest.approx(0.4)
