@@ -130,13 +130,7 @@ class HFJudge:
             text = f"{system}\n\n{content}\n"
         ids = torch.tensor([self.tok(text, add_special_tokens=False).input_ids])
         with torch.no_grad():
-            head = _score_line(self.model, self.tok, ids, self._cand) if self.constrain else ""
-            full = torch.cat([ids, torch.tensor([self.tok(head, add_special_tokens=False).input_ids],
-                                                dtype=torch.long)], 1) if head else ids
-            out = self.model.generate(full, attention_mask=torch.ones_like(full), max_new_tokens=self.max_new_tokens,
-                                      do_sample=False, pad_token_id=self.tok.pad_token_id,
-                                      eos_token_id=self.tok.eos_token_id, temperature=None, top_p=None, top_k=None)
-        return head + self.tok.decode(out[0, full.shape[1]:], skip_special_tokens=True)
+            return _greedy(self.model, self.tok, ids, self._cand if self.constrain else None, self.max_new_tokens)
 
 
 SCORE_LINES = [f"{a} {b}\n" for a in range(1, 11) for b in range(1, 11)]
@@ -153,24 +147,40 @@ def score_tokens(tok) -> dict[int, str]:
     return out
 
 
-def _score_line(model, tok, ids, cand: dict[int, str]) -> str:
-    """Greedy decoding restricted to tokens that keep the text a prefix of one of ``SCORE_LINES``."""
-    import torch
-
+def _greedy(model, tok, ids, cand: dict[int, str] | None, max_new: int) -> str:
+    """Greedy decoding with one KV cache. With ``cand``, the first line is restricted to tokens that keep
+    the text a prefix of one of ``SCORE_LINES``; then up to ``max_new`` free tokens (the explanation)."""
     import inspect
 
+    import torch
+
     key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    text, past, inp = "", None, ids
-    for _ in range(8):
-        out = model(input_ids=inp, use_cache=True, **{key: past})
-        past, logits = getattr(out, key), out.logits[0, -1]
-        allowed = [t for t, s in cand.items() if text + s in SCORE_PREFIXES]
-        best = max(allowed, key=lambda t: float(logits[t]))
-        text += cand[best]
-        if text in SCORE_LINES:
-            return text
-        inp = torch.tensor([[best]])
-    raise JudgeError(f"constrained score decoding did not finish: {text!r}")
+    state = {}
+
+    def step(inp):
+        out = model(input_ids=inp, use_cache=True, **{key: state.get("past")})
+        state["past"] = getattr(out, key)
+        return out.logits[0, -1]
+
+    logits, head = step(ids), ""
+    if cand is not None:
+        for _ in range(8):
+            allowed = [t for t, s in cand.items() if head + s in SCORE_PREFIXES]
+            best = max(allowed, key=lambda t: float(logits[t]))
+            head += cand[best]
+            logits = step(torch.tensor([[best]]))
+            if head in SCORE_LINES:
+                break
+        else:
+            raise JudgeError(f"constrained score decoding did not finish: {head!r}")
+    new = []
+    for _ in range(max_new):
+        t = int(logits.argmax())
+        if t == tok.eos_token_id:
+            break
+        new.append(t)
+        logits = step(torch.tensor([[t]]))
+    return head + tok.decode(new, skip_special_tokens=True)
 
 
 def make_judge(judge: str | None, url: str | None, model: str = "gpt-4-0314", key_env: str = "OPENAI_API_KEY",
