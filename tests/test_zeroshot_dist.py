@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from tests.zs_helpers import TEMPLATES, rows, write_card
+from zs_helpers import TEMPLATES, rows, write_card
 from uta_bench.data import synthetic as syn
 
 SCRIPT = """

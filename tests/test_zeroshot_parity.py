@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from tests.zs_helpers import TEMPLATES, cb_classification, cb_retrieval, cfg, rows, tiny, write_card
+from zs_helpers import TEMPLATES, cb_classification, cb_retrieval, cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.data.imagenet_meta import imagenet_wnids, subset_wnids
 from uta_bench.runner import evaluate_loaded

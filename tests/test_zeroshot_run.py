@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from tests.zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
+from zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
 from uta_bench.runner import evaluate_loaded
