@@ -48,7 +48,7 @@ def build() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     build()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as the return value
     except UtaBenchError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)

@@ -10,7 +10,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @run_app.command("zeroshot")
     def zeroshot(
         model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `uta-bench models`)."),
-        tasks: List[str] = typer.Option(["sample_photos"], "--tasks", "-t",
+        tasks: List[str] = typer.Option(["zeroshot"], "--tasks", "-t",
                                         help="Task names, suites (zeroshot), card .yaml files or ImageFolder paths."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file (.safetensors/.pt)."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
