@@ -42,7 +42,17 @@ def demo_result(tmp_path_factory):
     cfg = DemoConfig(out_dir=str(out / "out"), store=str(out / "store.sqlite"), n_train=2000, n_val=256,
                      n_test=240, teacher_steps=250, teacher_batch=128, student_steps=150, student_batch=128,
                      progress=False, fig3_masks=500)
-    return cfg, run_demo(cfg)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # one thread: no spin-waiting when the cores are shared; same result
+    try:
+        res = run_demo(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    for r in res.rows:         # shown with -s / on failure
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()})
+    return cfg, res
 
 
 @pytest.mark.slow

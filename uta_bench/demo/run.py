@@ -177,8 +177,9 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
 
     result.figures["fig3"], _ = plot_masks(out / "fig3_masks.png", grid=14, ratio=0.5, n=cfg.fig3_masks,
                                            progress=cfg.progress)
-    result.figures["loss"] = plot_loss({LABELS[k]: v for k, v in histories.items()}, out / "fig4_loss.png",
-                                       title="Demo pre-training loss (val: random masks 0.5; UTA+MIM = sum of 2 terms)")
+    result.figures["loss"] = plot_loss(
+        {LABELS[k] + (" (sum of 2 terms)" if k == "uta_mim" else ""): v for k, v in histories.items()},
+        out / "fig4_loss.png", title="Demo pre-training loss (val: random masks, ratio 0.5)")
     result.seconds = time.perf_counter() - t_start
     (out / "demo_config.json").write_text(__import__("json").dumps(asdict(cfg), indent=1, default=str))
     return result
