@@ -63,3 +63,14 @@ def official_ckpt(tmp_path):
         return path, save_official(arch, path, seed=seed, fmt=fmt)
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Single-threaded torch for tiny models: much faster than 2 threads on a shared 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -7,11 +7,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):  # every test here runs single-threaded (fixture in conftest.py)
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def one_thread():
-    """The tiny model is ~15x faster single-threaded on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ft_data(tmp_path_factory):
     from uta_bench.finetune.sample import make_finetune_sample

@@ -11,14 +11,6 @@ pytest.importorskip("mmcv.ops", reason="mmcv with compiled ops (scripts/build_mm
 pytest.importorskip("mmseg", reason="the 'seg' extra (mmsegmentation) is not installed")
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ade_root(tmp_path_factory):
     from uta_bench.seg.ade import make_ade20k_sample
