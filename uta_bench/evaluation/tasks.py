@@ -38,7 +38,6 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     from uta_bench.data.resolve import load_task_data
     from uta_bench.evaluation import prompts
     from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
-    from uta_bench.evaluation.features import feature_key, image_features
     from uta_bench.zeroshot import build_classifier
 
     times, t0 = {}, time.perf_counter()
@@ -63,13 +62,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     bad_label = next((lab for lab in data.labels if not 0 <= lab < n_eff), None)
     if bad_label is not None:
         raise UtaBenchError(f"{data.root}: label {bad_label} outside the task's {n_eff} classes")
-    manifest = _manifest(data)
-    t0 = _timed(times, "list_s", t0)
-    key = feature_key(loaded, manifest, cfg.model_id)
-    feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
-                           on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
-                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
-    t0 = _timed(times, "images_s", t0)
+    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
     ckey = (tuple(names), tuple(prompts_key(temps)))
@@ -88,7 +81,6 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
 
 def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     from uta_bench.data.resolve import load_task_data
-    from uta_bench.evaluation.features import feature_key, image_features
     from uta_bench.evaluation.retrieval import caption_features, recall_metrics, retrieval_ranks
 
     bad_metric = next((m for m in card.metrics if "_retrieval_recall@" not in m), None)
@@ -97,13 +89,7 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
                             "image_retrieval_recall@K or text_retrieval_recall@K")
     times, t0 = {}, time.perf_counter()
     data = load_task_data(card, root)
-    manifest = _manifest(data)
-    t0 = _timed(times, "list_s", t0)
-    key = feature_key(loaded, manifest, cfg.model_id)
-    feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
-                           on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
-                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
-    t0 = _timed(times, "images_s", t0)
+    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
     kept = feats.index.tolist()
@@ -118,6 +104,19 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     extra = _extra(card, data, feats, cfg, key, times)
     extra["n_captions"] = len(captions)
     return TaskResult(metrics, preds, manifest, extra)
+
+
+def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float):
+    """Manifest, feature-cache key and (cached / sharded) image features of a task's images."""
+    from uta_bench.evaluation.features import feature_key, image_features
+
+    manifest = _manifest(data)
+    t0 = _timed(times, "list_s", t0)
+    key = feature_key(loaded, manifest, cfg.model_id)
+    feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
+                           on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
+                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
+    return manifest, key, feats, _timed(times, "images_s", t0)
 
 
 def prompts_key(temps) -> list[str]:
