@@ -12,7 +12,7 @@ encoding images/s, each pipeline's images/s on the same files) and projects the 
 (166,963 classification images, 6,000 retrieval images, 1000/200/113 classes x 80 templates,
 30,010 captions). Ends with the three ratio lines and peak RSS.
 
-    python benchmarks/zeroshot_vs_clip_benchmark.py --scale 0.001 --workers 2
+    python benchmarks/zeroshot_vs_clip_benchmark.py --scale 0.0003 --templates 4
 """
 from __future__ import annotations
 
@@ -107,61 +107,64 @@ def write_cards(cards_dir: Path, specs, names, templates) -> list[str]:
 
 
 def component_rates(weights: Path, data: Path, names1k, templates80, workers: int, batch: int, k_cb: int,
-                    k_ours: int, n_img: int) -> dict:
-    """Rates measured in-process on the same model file and the same generated images."""
+                    k_ours: int, n_img: int, reps: int) -> list[dict]:
+    """Rates measured in-process on the same model file and the same generated images, ``reps`` times
+    with both tools interleaved inside each repetition (a shared, noisy machine slows both alike)."""
     import torch
     from clip_benchmark.datasets.builder import build_dataset
     from clip_benchmark.metrics import zeroshot_classification as zc
 
     from uta_bench.data.wds import list_wds
     from uta_bench.evaluation.features import image_features
+    from uta_bench.evaluation.retrieval import caption_features
     from uta_bench.models.loader import load_model
     from uta_bench.zeroshot import build_classifier
 
     loaded = load_model("openclip_b16", checkpoint=str(weights))
-    r = {}
-    # clip_benchmark's own classifier builder: one forward of 80 prompts x 77 tokens per class
-    t0 = time.perf_counter()
-    zc.zero_shot_classifier(loaded.model, loaded.tokenizer, names1k[500:500 + k_cb], templates80, "cpu", amp=False)
-    r["cb_prompts_per_s"] = k_cb * len(templates80) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    build_classifier(loaded, names1k[:k_ours], templates80, use_cache=False)
-    r["ours_prompts_per_s"] = k_ours * len(templates80) / (time.perf_counter() - t0)
-    # captions: clip_benchmark encodes them untruncated (its prompt rate); ours truncated per batch
     caps = [c for cc in list_wds(data / "coco").captions for c in cc][:160]
-    t0 = time.perf_counter()
-    from uta_bench.evaluation.retrieval import caption_features
-
-    caption_features(loaded, caps, use_cache=False)
-    r["ours_captions_per_s"] = len(caps) / (time.perf_counter() - t0)
-    # bare image encoding on already-preprocessed tensors, measured before and after the pipelines
-    # (the machine may be shared: the mean of the two brackets the pipeline measurements)
     ds = build_dataset("wds/in1k", root=str(data / "in1k"), transform=loaded.preprocess)
     imgs = torch.stack([x for x, _ in list(iter(ds))[:n_img]])
+    refs = list_wds(data / "in1k").refs
+    clf = torch.zeros(loaded.card.embed_dim, 10)
 
-    def bare() -> float:
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    def bare() -> None:
         with torch.no_grad():
-            t0 = time.perf_counter()
             for s in range(0, len(imgs), batch):
                 loaded.model.encode_image(imgs[s:s + batch])
-        return len(imgs) / (time.perf_counter() - t0)
+
+    def cb_pipeline() -> None:
+        dl = torch.utils.data.DataLoader(ds.batched(batch), batch_size=None, shuffle=False, num_workers=workers)
+        zc.run_classification(loaded.model, clf, dl, "cpu", amp=False)
 
     with torch.no_grad():
         loaded.model.encode_image(imgs[:2])          # warm-up
-    b1 = bare()
-    # each pipeline on the same files (decode + preprocess + encode + collect); workers=rate_workers
-    dl = torch.utils.data.DataLoader(ds.batched(batch), batch_size=None, shuffle=False, num_workers=workers)
-    clf = torch.zeros(loaded.card.embed_dim, 10)
-    t0 = time.perf_counter()
-    _, tgt = zc.run_classification(loaded.model, clf, dl, "cpu", amp=False)
-    r["cb_pipeline_img_per_s"] = len(tgt) / (time.perf_counter() - t0)
-    refs = list_wds(data / "in1k").refs
-    t0 = time.perf_counter()
-    f = image_features(loaded, refs, "bench", batch_size=batch, workers=workers, use_cache=False, progress=False)
-    r["ours_pipeline_img_per_s"] = len(f.index) / (time.perf_counter() - t0)
-    r["bare_img_per_s"] = (b1 + bare()) / 2
-    r["n_pipeline_images"] = len(refs)
-    return r
+    out = []
+    for rep in range(reps):
+        r = {}
+        # clip_benchmark's own builder: one forward of 80 prompts x 77 tokens per class (rate is per class)
+        cls_cb = names1k[500 + rep * k_cb:500 + (rep + 1) * k_cb]
+        r["cb_prompts_per_s"] = k_cb * len(templates80) / timed(
+            lambda: zc.zero_shot_classifier(loaded.model, loaded.tokenizer, cls_cb, templates80, "cpu", amp=False))
+        cls_ours = names1k[rep * k_ours:(rep + 1) * k_ours]
+        r["ours_prompts_per_s"] = k_ours * len(templates80) / timed(
+            lambda: build_classifier(loaded, cls_ours, templates80, use_cache=False))
+        # captions: clip_benchmark encodes them untruncated (its prompt rate); ours truncated per batch
+        r["ours_captions_per_s"] = len(caps) / timed(lambda: caption_features(loaded, caps, use_cache=False))
+        # bare encoding of already-preprocessed tensors brackets the two pipelines (decode + preprocess +
+        # encode + collect on the same files, `--rate-workers` workers)
+        t_bare = timed(bare)
+        r["cb_pipeline_img_per_s"] = len(refs) / timed(cb_pipeline)
+        r["ours_pipeline_img_per_s"] = len(refs) / timed(lambda: image_features(
+            loaded, refs, "bench", batch_size=batch, workers=workers, use_cache=False, progress=False))
+        r["bare_img_per_s"] = 2 * len(imgs) / (t_bare + timed(bare))
+        out.append(r)
+        print(f"  rates, repetition {rep + 1}/{reps}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
+    return out
 
 
 def main():
@@ -174,8 +177,11 @@ def main():
     ap.add_argument("--rate-workers", type=int, default=0,
                     help="workers for the per-image pipeline rates (0: decode cost is measured, not hidden "
                          "behind other cores; use the real worker count on a machine with spare cores)")
-    ap.add_argument("--k-cb", type=int, default=3, help="classes for clip_benchmark's prompt rate (x80)")
-    ap.add_argument("--k-ours", type=int, default=12, help="classes for our prompt rate (x80)")
+    ap.add_argument("--k-cb", type=int, default=2, help="classes for clip_benchmark's prompt rate (x80 prompts; "
+                    "it encodes one class per forward, so its rate does not grow with more)")
+    ap.add_argument("--k-ours", type=int, default=48, help="classes for our prompt rate (x80 prompts; ours "
+                    "batches a template's classes together, so few classes understate it)")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions of the rate measurements")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
 
@@ -223,10 +229,10 @@ def main():
           f"top-1/recall equal to clip_benchmark on {same}", flush=True)
 
     os.environ.update({k: env[k] for k in ("UTA_BENCH_HOME", "UTA_BENCH_STORE", "HF_HUB_OFFLINE")})
-    r = component_rates(weights, work / "data", names1k, temps80, args.rate_workers, args.batch_size, args.k_cb,
-                        args.k_ours, n_img=min(32, n["in1k"]))
-    print("component rates: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
-    project(r, work, t_warm, n_cls_img + n_ret_img)
+    print(f"component rates ({args.reps} interleaved repetitions):", flush=True)
+    reps = component_rates(weights, work / "data", names1k, temps80, args.rate_workers, args.batch_size,
+                           args.k_cb, args.k_ours, n_img=min(32, n["in1k"]), reps=args.reps)
+    project(reps, work, t_warm, n_cls_img + n_ret_img)
     import resource
 
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
@@ -261,38 +267,60 @@ def compare_numbers(work: Path, env) -> str:
         + (f"; DIFFERENT: {', '.join(diff)}" if diff else "")
 
 
-def project(r: dict, work: Path, t_warm: float, n_scaled: int) -> None:
-    """Real-suite projection from the component rates."""
-    import sqlite3
-
+def project_one(r: dict, warm_fixed: float, warm_per_image: float) -> dict:
+    """Real-suite projection (seconds) from one repetition's component rates."""
     n_img = sum(REAL_IMAGES.values()) + sum(v[0] for v in REAL_RET.values())
     n_caps = sum(v[1] for v in REAL_RET.values())
     bare = n_img / r["bare_img_per_s"]
     oh_cb = max(0.0, 1 / r["cb_pipeline_img_per_s"] - 1 / r["bare_img_per_s"])
     oh_ours = max(0.0, 1 / r["ours_pipeline_img_per_s"] - 1 / r["bare_img_per_s"])
-    text_cb = REAL_CLASSES_CB * 80 / r["cb_prompts_per_s"]
-    text_ours = REAL_CLASSES_OURS * 80 / r["ours_prompts_per_s"]
-    caps_cb, caps_ours = n_caps / r["cb_prompts_per_s"], n_caps / r["ours_captions_per_s"]
-    cold_cb = text_cb + caps_cb + bare + n_img * oh_cb
-    cold_ours = text_ours + caps_ours + bare + n_img * oh_ours
+    p = {"text_cb": REAL_CLASSES_CB * 80 / r["cb_prompts_per_s"],
+         "text_ours": REAL_CLASSES_OURS * 80 / r["ours_prompts_per_s"],
+         "caps_cb": n_caps / r["cb_prompts_per_s"], "caps_ours": n_caps / r["ours_captions_per_s"],
+         "img_cb": bare + n_img * oh_cb, "img_ours": bare + n_img * oh_ours, "bare": bare,
+         "warm_ours": warm_fixed + warm_per_image * n_img}
+    p["cold_cb"] = p["text_cb"] + p["caps_cb"] + p["img_cb"]
+    p["cold_ours"] = p["text_ours"] + p["caps_ours"] + p["img_ours"]
+    p["ratio_text"] = p["text_ours"] / p["text_cb"]
+    p["ratio_cold"] = p["cold_ours"] / p["cold_cb"]
+    p["ratio_warm"] = p["warm_ours"] / p["cold_cb"]
+    p["overhead"] = p["cold_ours"] / p["bare"] - 1
+    return p
+
+
+def project(reps: list[dict], work: Path, t_warm: float, n_scaled: int) -> None:
+    """Print the real-suite projection: median over repetitions, with the range."""
+    import sqlite3
+    import statistics
+
     # warm: fixed start-up (measured warm run minus its per-task work) + per-image cache/listing cost
     con = sqlite3.connect(str(work / "store.sqlite"))
     last = con.execute("select run_id from results order by id desc limit 1").fetchone()[0]
     per_task = 0.0
     for (extra,) in con.execute("select extra_json from results where run_id=? group by task", (last,)):
         per_task += sum(json.loads(extra)["timings"].values())
-    warm_ours = (t_warm - per_task) + per_task / n_scaled * n_img
+    ps = [project_one(r, t_warm - per_task, per_task / n_scaled) for r in reps]
+    med = {k: statistics.median(p[k] for p in ps) for k in ps[0]}
+
+    def rng(k: str, fmt: str = "{:.2f}") -> str:
+        lo, hi = min(p[k] for p in ps), max(p[k] for p in ps)
+        return f"(range {fmt.format(lo)}-{fmt.format(hi)} over {len(ps)} repetitions)"
+
+    n_img = sum(REAL_IMAGES.values()) + sum(v[0] for v in REAL_RET.values())
+    n_caps = sum(v[1] for v in REAL_RET.values())
+    h = lambda k: med[k] / 3600  # noqa: E731
     print(f"projected real suite ({n_img:,} images, {REAL_CLASSES_CB * 80:,} vs {REAL_CLASSES_OURS * 80:,} prompts, "
-          f"{n_caps:,} captions):")
-    print(f"  clip_benchmark: text {text_cb / 3600:.2f} h + captions {caps_cb / 3600:.2f} h + images "
-          f"{(bare + n_img * oh_cb) / 3600:.2f} h = {cold_cb / 3600:.2f} h")
-    print(f"  uta-bench:      text {text_ours / 3600:.2f} h + captions {caps_ours / 3600:.2f} h + images "
-          f"{(bare + n_img * oh_ours) / 3600:.2f} h = {cold_ours / 3600:.2f} h; warm {warm_ours / 60:.1f} min")
-    print(f"  bare image encoding {bare / 3600:.2f} h; our overhead above it: {100 * (cold_ours / bare - 1):.1f}%")
-    print(f"  warm re-run / clip_benchmark cold = {warm_ours / cold_cb:.4f}")
-    print(f"text classifier: {text_ours / text_cb:.2f}x clip_benchmark")
-    print(f"cold suite: {cold_ours / cold_cb:.2f}x clip_benchmark")
-    print(f"warm re-run: {warm_ours / cold_cb:.2f}x clip_benchmark")
+          f"{n_caps:,} captions), medians:")
+    print(f"  clip_benchmark: text {h('text_cb'):.2f} h + captions {h('caps_cb'):.2f} h + images "
+          f"{h('img_cb'):.2f} h = {h('cold_cb'):.2f} h")
+    print(f"  uta-bench:      text {h('text_ours'):.2f} h + captions {h('caps_ours'):.2f} h + images "
+          f"{h('img_ours'):.2f} h = {h('cold_ours'):.2f} h; warm {med['warm_ours'] / 60:.1f} min")
+    print(f"  bare image encoding {h('bare'):.2f} h; our overhead above it: {100 * med['overhead']:.1f}% "
+          f"{rng('overhead', '{:.1%}')}")
+    print(f"  warm re-run / clip_benchmark cold = {med['ratio_warm']:.4f}")
+    print(f"text classifier: {med['ratio_text']:.2f}x clip_benchmark {rng('ratio_text')}")
+    print(f"cold suite: {med['ratio_cold']:.2f}x clip_benchmark {rng('ratio_cold')}")
+    print(f"warm re-run: {med['ratio_warm']:.2f}x clip_benchmark {rng('ratio_warm', '{:.4f}')}")
 
 
 if __name__ == "__main__":

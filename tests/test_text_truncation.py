@@ -80,3 +80,75 @@ def test_classifier_uses_truncated_text_and_matches_full(n):
     fast = build_classifier(loaded, names, temps, use_cache=False, truncate=True)
     full = build_classifier(loaded, names, temps, use_cache=False, truncate=False)
     assert (fast.weights - full.weights).abs().max().item() <= 1e-5
+
+
+# one template per group: class name in the middle, first (prefix = <sot> only), last, and one cut at 77
+SHARED = ["a bad photo of a {c}.", "{c} in a video game.", "itap of my {c}",
+          "a photo of a {c} " + " ".join(["seen far away over a long winding road"] * 10)]
+NAMES = ["tench", "great white shark", "hammerhead", "electric ray with a very long descriptive name"]
+
+
+def _check_prefix(model, tokenizer):
+    from uta_bench.text import encode_suffix, prefix_states, shared_prefix_length, supports_prefix_sharing
+
+    assert supports_prefix_sharing(model.text if hasattr(model, "text") else model)
+    with torch.no_grad():
+        for t in SHARED:
+            tokens = tokenizer([t.format(c=c) for c in NAMES])
+            full = torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
+            p = shared_prefix_length(tokens)
+            assert p >= 1 and (tokens[:, :p] == tokens[:1, :p]).all()
+            states = prefix_states(model, tokens[:1, :p])
+            for rows in ([0, 1, 2, 3], [3, 1], [2]):
+                fast = encode_suffix(model, tokens[rows, p:], states)
+                assert (fast - full[rows]).abs().max().item() <= 1e-5, (t, rows)
+    return [shared_prefix_length(tokenizer([t.format(c=c) for c in NAMES])) for t in SHARED]
+
+
+def test_shared_prefix_is_exact_on_open_clip_b16_text_tower():
+    import open_clip
+
+    torch.manual_seed(5)
+    cfg = open_clip.get_model_config("ViT-B-16")
+    model = open_clip.CLIP(embed_dim=cfg["embed_dim"], text_cfg=cfg["text_cfg"],
+                           vision_cfg=dict(image_size=32, layers=1, width=64, patch_size=16)).eval()
+    lengths = _check_prefix(model, open_clip.get_tokenizer("ViT-B-16"))
+    assert lengths[0] == 6 and lengths[1] == 1          # "<sot> a bad photo of a" / "<sot>" only
+
+
+def test_shared_prefix_is_exact_on_uta_and_custom_text_towers():
+    import open_clip
+
+    from uta_bench.models.loader import load_model
+
+    torch.manual_seed(6)
+    loaded = load_model("uta_tiny", pretrained=False)
+    _check_prefix(loaded.model, loaded.tokenizer)
+    custom = open_clip.CustomTextCLIP(embed_dim=64, vision_cfg=dict(image_size=32, layers=1, width=64, patch_size=16),
+                                      text_cfg=dict(width=64, heads=4, layers=2, ls_init_value=0.5)).eval()
+    _check_prefix(custom, open_clip.get_tokenizer("ViT-B-16"))
+
+
+def test_prefix_sharing_only_where_exact_and_classifier_uses_it(monkeypatch):
+    import open_clip
+
+    from uta_bench import text
+    from uta_bench.models.loader import load_model
+    from uta_bench.zeroshot import build_classifier
+
+    bidir = open_clip.CustomTextCLIP(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=64, patch_size=16),
+                                     text_cfg=dict(width=32, heads=2, layers=1, no_causal_mask=True,
+                                                   pool_type="last"))
+    assert not text.supports_prefix_sharing(bidir.text)
+    torch.manual_seed(7)
+    loaded = load_model("uta_tiny", pretrained=False)
+    loaded.model.text.transformer.grad_checkpointing = True
+    assert not text.supports_prefix_sharing(loaded.model.text)
+    loaded.model.text.transformer.grad_checkpointing = False
+    calls = []
+    real = text.encode_suffix
+    monkeypatch.setattr(text, "encode_suffix", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    fast = build_classifier(loaded, NAMES, SHARED, batch_size=3, use_cache=False)
+    full = build_classifier(loaded, NAMES, SHARED, use_cache=False, truncate=False)
+    assert len(calls) == 2 * len(SHARED)                # per template: 4 classes in batches of 3 + 1
+    assert (fast.weights - full.weights).abs().max().item() <= 1e-5

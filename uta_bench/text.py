@@ -4,11 +4,17 @@ CLIP text towers use causal attention and pool at the EOT token, so the pooled f
 on the tokens up to EOT: running the transformer on ``tokens[:, :L]`` (``L`` = the batch's longest
 prompt) gives the same embedding as all 77 positions, at a fraction of the cost. Works for open_clip
 ``CLIP`` (text modules on the model), ``CustomTextCLIP`` / UTA (``.text`` = ``TextTransformer``).
+
+The same causality makes a shared prefix exact to reuse: every prompt of one template starts with the
+same tokens (``<sot> a bad photo of a``), whose hidden states do not depend on the class name. They are
+computed once per template (:func:`prefix_states`) and the class-dependent rest attends to them
+(:func:`encode_suffix`), so each prompt only runs its own tokens through the blocks.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def text_modules(model: torch.nn.Module) -> torch.nn.Module:
@@ -49,7 +55,64 @@ def encode_text(model: torch.nn.Module, tokens: torch.Tensor, truncate: bool = T
     x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
     x = tower.ln_final(x)
     x = text_global_pool(x, tokens, "argmax")
+    return _project(tower, x, normalize)
+
+
+def _project(tower: torch.nn.Module, x: torch.Tensor, normalize: bool) -> torch.Tensor:
     proj = tower.text_projection
     if proj is not None:
         x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
     return F.normalize(x.float(), dim=-1) if normalize else x
+
+
+def supports_prefix_sharing(tower: torch.nn.Module) -> bool:
+    """Truncation is exact and every block is open_clip's batch-first MultiheadAttention block."""
+    from open_clip.transformer import ResidualAttentionBlock
+
+    t = getattr(tower, "transformer", None)
+    return (supports_truncation(tower) and getattr(t, "batch_first", False) and not t.grad_checkpointing
+            and all(type(b) is ResidualAttentionBlock and isinstance(b.attn, nn.MultiheadAttention)
+                    and not hasattr(b, "ln_1_kv") for b in t.resblocks))
+
+
+def shared_prefix_length(tokens: torch.Tensor) -> int:
+    """Leading tokens every row shares, leaving at least the EOT token of the shortest row."""
+    same = int((tokens == tokens[:1]).all(dim=0).int().cumprod(0).sum())
+    return max(0, min(same, int(prompt_lengths(tokens).min()) - 1))
+
+
+@torch.no_grad()
+def prefix_states(model: torch.nn.Module, prefix: torch.Tensor) -> list[torch.Tensor]:
+    """``ln_1`` of each block's input over the prefix tokens (shape [1, p]): the keys/values every
+    prompt with this prefix attends to."""
+    tower = text_modules(model)
+    p = prefix.shape[1]
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(prefix).to(cast) + tower.positional_embedding[:p].to(cast)
+    states = []
+    for blk in tower.transformer.resblocks:
+        states.append(blk.ln_1(x))
+        x = blk(x, attn_mask=tower.attn_mask[:p, :p])
+    return states
+
+
+@torch.no_grad()
+def encode_suffix(model: torch.nn.Module, suffix: torch.Tensor, states: list[torch.Tensor],
+                  normalize: bool = True) -> torch.Tensor:
+    """Pooled embeddings of ``prefix + suffix`` rows, given the prefix's :func:`prefix_states`;
+    ``suffix`` is truncated here to its longest row (the EOT of every row must be in it)."""
+    tower = text_modules(model)
+    p = states[0].shape[1]
+    suffix = suffix[:, :int(prompt_lengths(suffix).max())]
+    b, s = suffix.shape
+    cast = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(suffix).to(cast) + tower.positional_embedding[p:p + s].to(cast)
+    mask = tower.attn_mask[p:p + s, :p + s]
+    for blk, pre in zip(tower.transformer.resblocks, states):
+        h = blk.ln_1(x)
+        kv = torch.cat([pre.expand(b, -1, -1).to(h.dtype), h], dim=1)
+        x = x + blk.ls_1(blk.attention(q_x=h, k_x=kv, v_x=kv, attn_mask=mask))
+        x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
+    x = tower.ln_final(x)
+    x = x[torch.arange(b), suffix.argmax(dim=-1)]
+    return _project(tower, x, normalize)

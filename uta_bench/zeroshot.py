@@ -1,9 +1,10 @@
 """Zero-shot classifier builder: class names x templates -> one text embedding per class.
 
 Per class: mean of the L2-normalised template embeddings, renormalised (CLIP's recipe). All prompts
-are encoded in large batches (not one forward per class), each batch truncated to its longest prompt
-(exact, see :mod:`uta_bench.text`). Results are cached on disk, content-addressed by (weights
-sha256, tokenizer, class names, templates, precision); writes are atomic (temp file + rename).
+are encoded in large batches (not one forward per class), each batch truncated to its longest prompt,
+and each template's shared prefix is encoded once (both exact, see :mod:`uta_bench.text`). Results
+are cached on disk, content-addressed by (weights sha256, tokenizer, class names, templates,
+precision); writes are atomic (temp file + rename).
 """
 from __future__ import annotations
 
@@ -74,8 +75,6 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
                      batch_size: int = 256, use_cache: bool = True, truncate: bool = True,
                      progress: bool = False) -> Classifier:
     """The zero-shot classifier of ``loaded`` (a :class:`~uta_bench.models.loader.LoadedModel`)."""
-    from uta_bench.text import encode_text
-
     tok_id = f"{loaded.card.tokenizer}@{loaded.card.context_length}"
     key = cache_key(model_identity(loaded), tok_id, classnames, templates, loaded.precision_run)
     path = cache_dir() / f"{key}.safetensors"
@@ -84,25 +83,44 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
         if cached is not None:
             return Classifier(cached, list(classnames), key)
     prompts = [render(t, c) for c in classnames for t in templates]
-    tokens = loaded.tokenizer(prompts)
-    # sort by length so each batch is truncated to a short common length, then restore order
-    order = torch.argsort(tokens.argmax(dim=-1), descending=True)
-    chunks = []
+    tokens = loaded.tokenizer(prompts).to(loaded.device)
+    feats = None
     with _progress(progress, len(prompts), "text classifier", "prompts") as advance:
-        for start in range(0, len(prompts), batch_size):
-            idx = order[start:start + batch_size]
-            with loaded.autocast():
-                chunks.append((idx, encode_text(loaded.model, tokens[idx].to(loaded.device),
-                                                truncate=truncate).float().cpu()))
+        for idx, f in _encode_prompts(loaded, tokens, len(templates), batch_size, truncate):
+            if feats is None:
+                feats = torch.empty(len(prompts), f.shape[1])
+            feats[idx] = f
             advance(len(idx))
-    feats = torch.empty(len(prompts), chunks[0][1].shape[1])
-    for idx, f in chunks:
-        feats[idx] = f
     per_class = feats.view(len(classnames), len(templates), -1).mean(dim=1)
     weights = torch.nn.functional.normalize(per_class, dim=-1).T.contiguous()
     if use_cache:
         _write(path, weights, classnames)
     return Classifier(weights, list(classnames), key)
+
+
+def _encode_prompts(loaded, tokens: torch.Tensor, n_templates: int, batch_size: int, truncate: bool):
+    """Yield (prompt indices, embeddings) batch by batch. Prompts are class-major (class c, template j
+    at ``c * n_templates + j``). With prefix sharing, each template's common prefix is encoded once and
+    its prompts, sorted by length, run only their own tokens; otherwise all prompts are sorted by
+    length and each batch is truncated to its longest prompt (see :mod:`uta_bench.text`)."""
+    from uta_bench.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
+                                supports_prefix_sharing, text_modules)
+
+    model = loaded.model
+    share = truncate and supports_prefix_sharing(text_modules(model))
+    groups = ([torch.arange(j, len(tokens), n_templates) for j in range(n_templates)] if share
+              else [torch.arange(len(tokens))])
+    for rows in groups:
+        group = tokens[rows]
+        p = shared_prefix_length(group) if share else 0
+        order = torch.argsort(group.argmax(dim=-1), descending=True, stable=True)
+        with loaded.autocast():
+            states = prefix_states(model, group[:1, :p]) if p else None
+            for start in range(0, len(rows), batch_size):
+                idx = order[start:start + batch_size]
+                f = (encode_suffix(model, group[idx, p:], states) if states is not None
+                     else encode_text(model, group[idx], truncate=truncate))
+                yield rows[idx], f.float().cpu()
 
 
 def _write(path: Path, weights: torch.Tensor, classnames) -> None:
