@@ -114,5 +114,5 @@ def encode_suffix(model: torch.nn.Module, suffix: torch.Tensor, states: list[tor
         x = x + blk.ls_1(blk.attention(q_x=h, k_x=kv, v_x=kv, attn_mask=mask))
         x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
     x = tower.ln_final(x)
-    x = x[torch.arange(b), suffix.argmax(dim=-1)]
+    x = x[torch.arange(b, device=x.device), suffix.argmax(dim=-1)]
     return _project(tower, x, normalize)

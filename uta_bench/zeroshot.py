@@ -83,7 +83,7 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
         if cached is not None:
             return Classifier(cached, list(classnames), key)
     prompts = [render(t, c) for c in classnames for t in templates]
-    tokens = loaded.tokenizer(prompts).to(loaded.device)
+    tokens = loaded.tokenizer(prompts)          # stays on the CPU; each batch moves to the device
     feats = None
     with _progress(progress, len(prompts), "text classifier", "prompts") as advance:
         for idx, f in _encode_prompts(loaded, tokens, len(templates), batch_size, truncate):
@@ -106,7 +106,7 @@ def _encode_prompts(loaded, tokens: torch.Tensor, n_templates: int, batch_size: 
     from uta_bench.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
                                 supports_prefix_sharing, text_modules)
 
-    model = loaded.model
+    model, dev = loaded.model, loaded.device
     share = truncate and supports_prefix_sharing(text_modules(model))
     groups = ([torch.arange(j, len(tokens), n_templates) for j in range(n_templates)] if share
               else [torch.arange(len(tokens))])
@@ -115,11 +115,11 @@ def _encode_prompts(loaded, tokens: torch.Tensor, n_templates: int, batch_size: 
         p = shared_prefix_length(group) if share else 0
         order = torch.argsort(group.argmax(dim=-1), descending=True, stable=True)
         with loaded.autocast():
-            states = prefix_states(model, group[:1, :p]) if p else None
+            states = prefix_states(model, group[:1, :p].to(dev)) if p else None
             for start in range(0, len(rows), batch_size):
                 idx = order[start:start + batch_size]
-                f = (encode_suffix(model, group[idx, p:], states) if states is not None
-                     else encode_text(model, group[idx], truncate=truncate))
+                f = (encode_suffix(model, group[idx, p:].to(dev), states) if states is not None
+                     else encode_text(model, group[idx].to(dev), truncate=truncate))
                 yield rows[idx], f.float().cpu()
 
 
