@@ -54,3 +54,22 @@ def test_run_zeroshot_uta_b16_official_checkpoint(official_ckpt, sample_folder, 
     exported = tmp_path / "rows.csv"
     assert cli("results", "--store", str(store), "--export", str(exported)).returncode == 0
     assert exported.read_text().count("\n") == 3
+
+
+def test_typer_exit_code_reaches_the_shell():
+    """A command ending with typer.Exit(n) exits n (non-standalone click returns it as a value)."""
+    import typer
+
+    from uta_bench.cli import main as cli_main
+
+    def exit_three():
+        raise typer.Exit(3)
+
+    cli_main.app.command("exit-three", hidden=True)(exit_three)
+    try:
+        with pytest.raises(SystemExit) as e:
+            cli_main.main(["exit-three"])
+        assert e.value.code == 3
+    finally:
+        cli_main.app.registered_commands[:] = [c for c in cli_main.app.registered_commands
+                                               if c.name != "exit-three"]

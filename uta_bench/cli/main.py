@@ -66,4 +66,4 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(e, click.exceptions.Abort):
             sys.exit(1)
         raise
-    sys.exit(0)
+    sys.exit(code if type(code) is int else 0)
