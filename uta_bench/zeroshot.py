@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from uta_bench.paths import atomic_write_bytes, home
+from uta_bench.progress import progress_bar
 
 Template = str | Callable[[str], str]
 
@@ -85,7 +86,7 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
     prompts = [render(t, c) for c in classnames for t in templates]
     tokens = loaded.tokenizer(prompts)          # stays on the CPU; each batch moves to the device
     feats = None
-    with _progress(progress, len(prompts), "text classifier", "prompts") as advance:
+    with progress_bar(progress, len(prompts), "text classifier", "prompts") as advance:
         for idx, f in _encode_prompts(loaded, tokens, len(templates), batch_size, truncate):
             if feats is None:
                 feats = torch.empty(len(prompts), f.shape[1])
@@ -137,25 +138,3 @@ def _read(path: Path) -> torch.Tensor | None:
         return load(path.read_bytes())["weights"]
     except Exception:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
         return None
-
-
-class _progress:
-    """Rich progress bar (counts + ETA) or a no-op."""
-
-    def __init__(self, enabled: bool, total: int, label: str, unit: str = "it"):
-        self.enabled, self.total, self.label, self.unit = enabled, total, label, unit
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from uta_bench.progress import make_progress
-
-        self._p = make_progress(self.unit)
-        self._p.__enter__()
-        task = self._p.add_task(self.label, total=self.total)
-        return lambda n: self._p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.__exit__(*exc)
-        return False

@@ -52,7 +52,7 @@ def _sha256(path: str) -> str:
 
 def hash_files(root: Path, names: list[str], previous: dict, progress: bool = True, label: str = "hash") -> list[dict]:
     """[{name, size, mtime, sha256}] for ``names`` (relative to ``root``), re-using unchanged entries."""
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
     out: dict[str, dict] = {}
     todo = []
@@ -64,7 +64,7 @@ def hash_files(root: Path, names: list[str], previous: dict, progress: bool = Tr
         else:
             todo.append((n, st))
     total = sum(st.st_size for _, st in todo)
-    with _progress(progress and bool(todo), total, label, "B") as advance, \
+    with progress_bar(progress and bool(todo), total, label, "B") as advance, \
             ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as pool:
         def one(item):
             n, st = item

@@ -75,7 +75,7 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     from uta_bench.pretrain.objectives import CachedTeacher, Student, teacher_tokens
     from uta_bench.pretrain.train import pretrain
     from uta_bench.registry import get_card
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
     t_start = time.perf_counter()
     say = console.print if console else (lambda *a, **k: None)
@@ -85,7 +85,7 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     names = W.class_names()
     seen, held = W.seen_classes(), W.held_out_classes()
     # 1. world -----------------------------------------------------------------------------------
-    with _progress(cfg.progress, 3, "world: render", "set") as advance:
+    with progress_bar(cfg.progress, 3, "world: render", "set") as advance:
         train = W.render(cfg.n_train + cfg.n_val, seen, cfg.image_size, seed=cfg.seed)
         advance(1)
         tasks = {}
@@ -109,7 +109,7 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     import open_clip
 
     tokenizer = open_clip.get_tokenizer(card.tokenizer.split(":", 1)[1], context_length=card.context_length)
-    with _progress(cfg.progress, cfg.teacher_steps, "teacher: contrastive", "step") as advance:
+    with progress_bar(cfg.progress, cfg.teacher_steps, "teacher: contrastive", "step") as advance:
         teacher, tinfo = train_teacher(images, captions, tokenizer, steps=cfg.teacher_steps,
                                        batch_size=cfg.teacher_batch, lr=cfg.teacher_lr, seed=cfg.seed,
                                        progress=advance)
@@ -119,7 +119,7 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     save_file({k: v.contiguous() for k, v in internal_to_official(teacher.state_dict(), card.arch).items()},
               str(ckpts["teacher"]))
     # 3. targets, once ----------------------------------------------------------------------------
-    with torch.no_grad(), _progress(cfg.progress, len(images) + len(val_images), "teacher: target tokens", "img") as advance:
+    with torch.no_grad(), progress_bar(cfg.progress, len(images) + len(val_images), "teacher: target tokens", "img") as advance:
         chunks = []
         everything = torch.cat([images, val_images])
         for i in range(0, len(everything), 512):
@@ -156,7 +156,7 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     probe = Student(build_visual(card.arch))
     batch = torch.arange(min(cfg.student_batch, len(images)))
     configs = [(o, o, cfg.mask_ratio) for o in cfg.objectives]
-    with _progress(cfg.progress, len(configs) * (cfg.timing_reps + 1), "step cost (interleaved)", "step") as adv:
+    with progress_bar(cfg.progress, len(configs) * (cfg.timing_reps + 1), "step cost (interleaved)", "step") as adv:
         timed = {t.objective: t for t in interleaved_step_times(
             probe, images[batch], targets[batch], configs, reps=cfg.timing_reps, mask_kind=cfg.mask_kind,
             advance=adv)}

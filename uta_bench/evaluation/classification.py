@@ -10,11 +10,11 @@ from uta_bench.store import Metric
 @torch.no_grad()
 def encode_images(loaded, loader, progress: bool = True, label: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
     """(features [N, D] L2-normalised, targets [N]) over a DataLoader of (image, target)."""
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
     feats, targets = [], []
     total = len(loader.dataset)
-    with _progress(progress, total, label, "img") as advance:
+    with progress_bar(progress, total, label, "img") as advance:
         for images, target in loader:
             feats.append(loaded.encode_image(images).cpu())
             targets.append(torch.as_tensor(target))

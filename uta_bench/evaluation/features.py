@@ -117,7 +117,7 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
     """Features of ``refs[:n]``, identical on every rank and for any number of ranks."""
     from torch.utils.data import DataLoader
 
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
     if on_bad_image not in ("fail", "skip"):
         raise UtaBenchError(f"--on-bad-image must be fail or skip, not {on_bad_image!r}")
@@ -127,7 +127,7 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
     mine = chunks[dist.rank::dist.world]
     results, computed, t0 = [], 0, time.perf_counter()
     todo = sum(e - s for s, e in mine)
-    with _progress(progress and dist.main, todo, label, "img") as advance:
+    with progress_bar(progress and dist.main, todo, label, "img") as advance:
         pending = []
         for s, e in mine:
             path = _chunk_path(key, s, e)

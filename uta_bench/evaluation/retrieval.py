@@ -24,7 +24,8 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
     from uta_bench.paths import atomic_write_bytes
     from uta_bench.text import encode_text
-    from uta_bench.zeroshot import _progress, cache_dir, model_identity
+    from uta_bench.progress import progress_bar
+    from uta_bench.zeroshot import cache_dir, model_identity
 
     payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
@@ -40,7 +41,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
     tokens = loaded.tokenizer(captions)
     order = torch.argsort(tokens.argmax(dim=-1), descending=True)
     out = None
-    with _progress(progress, len(captions), "captions", "txt") as advance:
+    with progress_bar(progress, len(captions), "captions", "txt") as advance:
         for s in range(0, len(captions), batch_size):
             idx = order[s:s + batch_size]
             with loaded.autocast():

@@ -31,11 +31,11 @@ def predict(loaded, classifier, dataset, batch_size: int = 64, workers: int = 0,
     """(logits [N, C] float32, targets [N]) over an ImageFolder-style dataset."""
     from torch.utils.data import DataLoader
 
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     logits, targets = [], []
-    with _progress(progress, len(dataset), label, "img") as advance:
+    with progress_bar(progress, len(dataset), label, "img") as advance:
         for images, target in loader:
             with loaded.autocast():
                 out = classifier(images.to(loaded.device))

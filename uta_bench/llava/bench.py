@@ -93,15 +93,11 @@ def generate_answers(model, tok, loaded, bench: Bench, template: str, max_new_to
     from PIL import Image
 
     from uta_bench.llava.conversation import IMAGE_TOKEN, tokenize
-    from uta_bench.progress import make_progress
+    from uta_bench.progress import progress_bar
 
     done = {r["question_id"]: r for r in _read_jsonl(path)}
     todo = [q for q in questions if q["question_id"] not in done]
-    bar = make_progress("answer") if progress and todo else None
-    task = bar.add_task("llava-bench answers", total=len(todo)) if bar else None
-    if bar:
-        bar.start()
-    try:
+    with progress_bar(progress and bool(todo), len(todo), "llava-bench answers", "answer") as advance:
         for q in todo:
             ids = tokenize([{"from": "human", "value": f"{IMAGE_TOKEN}\n{q['text']}"}], template, tok,
                            generation=True)["input_ids"]
@@ -113,26 +109,18 @@ def generate_answers(model, tok, loaded, bench: Bench, template: str, max_new_to
                    "answer_id": f"a{q['question_id']}", "model_id": "llava-uta-bench", "metadata": {}}
             _append(path, row)
             done[q["question_id"]] = row
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
+            advance(1)
     return done
 
 
 def judge_answers(judge, bench: Bench, answers: dict, path: Path, questions: list[dict],
                   progress: bool = True) -> list[dict]:
     """Append missing reviews to ``path``; raises JudgeError (after keeping all finished reviews)."""
-    from uta_bench.progress import make_progress
+    from uta_bench.progress import progress_bar
 
     done = {r["question_id"]: r for r in _read_jsonl(path)}
     todo = [q for q in questions if q["question_id"] not in done]
-    bar = make_progress("review") if progress and todo else None
-    task = bar.add_task("llava-bench judge", total=len(todo)) if bar else None
-    if bar:
-        bar.start()
-    try:
+    with progress_bar(progress and bool(todo), len(todo), "llava-bench judge", "review") as advance:
         for q in todo:
             content = review_content(q["text"], bench.context[q["image"]], bench.references[q["question_id"]],
                                      answers[q["question_id"]]["text"], bench.rule_for(q))
@@ -147,11 +135,7 @@ def judge_answers(judge, bench: Bench, answers: dict, path: Path, questions: lis
                    "scores": list(scores)}
             _append(path, row)
             done[q["question_id"]] = row
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
+            advance(1)
     return [done[q["question_id"]] for q in questions]
 
 

@@ -111,9 +111,9 @@ def mask_probability(kind: str, grid: int | tuple[int, int], ratio: float, n: in
     gen = MaskGenerator(kind, grid, ratio, seed)
     total = np.zeros(gen.num_patches)
     chunk = 500
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
-    with _progress(progress, n, f"masks {kind}", "mask") as advance:
+    with progress_bar(progress, n, f"masks {kind}", "mask") as advance:
         for step, start in enumerate(range(0, n, chunk)):
             size = min(chunk, n - start)
             total += gen.batch(step, size).numpy().sum(0)

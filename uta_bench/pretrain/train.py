@@ -128,9 +128,9 @@ def pretrain(cfg: PretrainConfig, dataset, teacher: torch.nn.Module, student: St
     last_good = ckpt_path
     step_times: list[float] = []
     end = min(total, stop_after) if stop_after is not None else total
-    from uta_bench.zeroshot import _progress
+    from uta_bench.progress import progress_bar
 
-    with _progress(progress and rank == 0, end - start, f"pretrain {cfg.objective}", "step") as advance:
+    with progress_bar(progress and rank == 0, end - start, f"pretrain {cfg.objective}", "step") as advance:
         model.train()
         for step, (images, indices) in zip(range(start, end), loader):
             t0 = time.perf_counter()
