@@ -50,12 +50,18 @@ def encode_text(model: torch.nn.Module, tokens: torch.Tensor, truncate: bool = T
 
     length = int(prompt_lengths(tokens).max())
     tokens = tokens[:, :length]
-    cast = tower.transformer.get_cast_dtype()
-    x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:length].to(cast)
+    x = _embed(tower, tokens)
     x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
     x = tower.ln_final(x)
     x = text_global_pool(x, tokens, "argmax")
     return _project(tower, x, normalize)
+
+
+def _embed(tower: torch.nn.Module, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Token + positional embeddings of ``tokens`` placed at positions ``start ...``."""
+    cast = tower.transformer.get_cast_dtype()
+    pos = tower.positional_embedding[start:start + tokens.shape[1]]
+    return tower.token_embedding(tokens).to(cast) + pos.to(cast)
 
 
 def _project(tower: torch.nn.Module, x: torch.Tensor, normalize: bool) -> torch.Tensor:
@@ -87,8 +93,7 @@ def prefix_states(model: torch.nn.Module, prefix: torch.Tensor) -> list[torch.Te
     prompt with this prefix attends to."""
     tower = text_modules(model)
     p = prefix.shape[1]
-    cast = tower.transformer.get_cast_dtype()
-    x = tower.token_embedding(prefix).to(cast) + tower.positional_embedding[:p].to(cast)
+    x = _embed(tower, prefix)
     states = []
     for blk in tower.transformer.resblocks:
         states.append(blk.ln_1(x))
@@ -105,8 +110,7 @@ def encode_suffix(model: torch.nn.Module, suffix: torch.Tensor, states: list[tor
     p = states[0].shape[1]
     suffix = suffix[:, :int(prompt_lengths(suffix).max())]
     b, s = suffix.shape
-    cast = tower.transformer.get_cast_dtype()
-    x = tower.token_embedding(suffix).to(cast) + tower.positional_embedding[p:p + s].to(cast)
+    x = _embed(tower, suffix, start=p)
     mask = tower.attn_mask[p:p + s, :p + s]
     for blk, pre in zip(tower.transformer.resblocks, states):
         h = blk.ln_1(x)

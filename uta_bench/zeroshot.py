@@ -85,13 +85,7 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
             return Classifier(cached, list(classnames), key)
     prompts = [render(t, c) for c in classnames for t in templates]
     tokens = loaded.tokenizer(prompts)          # stays on the CPU; each batch moves to the device
-    feats = None
-    with progress_bar(progress, len(prompts), "text classifier", "prompts") as advance:
-        for idx, f in _encode_prompts(loaded, tokens, len(templates), batch_size, truncate):
-            if feats is None:
-                feats = torch.empty(len(prompts), f.shape[1])
-            feats[idx] = f
-            advance(len(idx))
+    feats = encode_prompts(loaded, tokens, len(templates), batch_size, truncate, progress, "text classifier")
     per_class = feats.view(len(classnames), len(templates), -1).mean(dim=1)
     weights = torch.nn.functional.normalize(per_class, dim=-1).T.contiguous()
     if use_cache:
@@ -99,11 +93,28 @@ def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Temp
     return Classifier(weights, list(classnames), key)
 
 
-def _encode_prompts(loaded, tokens: torch.Tensor, n_templates: int, batch_size: int, truncate: bool):
-    """Yield (prompt indices, embeddings) batch by batch. Prompts are class-major (class c, template j
-    at ``c * n_templates + j``). With prefix sharing, each template's common prefix is encoded once and
-    its prompts, sorted by length, run only their own tokens; otherwise all prompts are sorted by
-    length and each batch is truncated to its longest prompt (see :mod:`uta_bench.text`)."""
+def encode_prompts(loaded, tokens: torch.Tensor, n_templates: int = 1, batch_size: int = 256,
+                   truncate: bool = True, progress: bool = False, label: str = "prompts") -> torch.Tensor:
+    """L2-normalised embeddings [N, D] (float32, CPU) of tokenised prompts, in their order.
+
+    Prompts are class-major (class c, template j at ``c * n_templates + j``; captions: one "template").
+    With prefix sharing, each template's common prefix is encoded once and its prompts, sorted by
+    length, run only their own tokens; otherwise all prompts are sorted by length and each batch is
+    truncated to its longest prompt (see :mod:`uta_bench.text`)."""
+    if len(tokens) == 0:
+        return torch.empty(0, 0)
+    out = torch.empty(0)
+    with progress_bar(progress, len(tokens), label, "txt") as advance:
+        for idx, f in _encode_batches(loaded, tokens, n_templates, batch_size, truncate):
+            if not out.numel():
+                out = torch.empty(len(tokens), f.shape[1])
+            out[idx] = f
+            advance(len(idx))
+    return out
+
+
+def _encode_batches(loaded, tokens: torch.Tensor, n_templates: int, batch_size: int, truncate: bool):
+    """Yield (prompt indices, embeddings) batch by batch (see :func:`encode_prompts`)."""
     from uta_bench.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
                                 supports_prefix_sharing, text_modules)
 

@@ -23,9 +23,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
                      progress: bool = False) -> torch.Tensor:
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
     from uta_bench.paths import atomic_write_bytes
-    from uta_bench.text import encode_text
-    from uta_bench.progress import progress_bar
-    from uta_bench.zeroshot import cache_dir, model_identity
+    from uta_bench.zeroshot import cache_dir, encode_prompts, model_identity
 
     payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
@@ -38,19 +36,8 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
             return load(path.read_bytes())["feats"]
         except Exception:  # noqa: BLE001 - unreadable cache entry: recompute
             pass
-    tokens = loaded.tokenizer(captions)
-    order = torch.argsort(tokens.argmax(dim=-1), descending=True)
-    out = None
-    with progress_bar(progress, len(captions), "captions", "txt") as advance:
-        for s in range(0, len(captions), batch_size):
-            idx = order[s:s + batch_size]
-            with loaded.autocast():
-                f = encode_text(loaded.model, tokens[idx].to(loaded.device)).float().cpu()
-            if out is None:
-                out = torch.empty(len(captions), f.shape[1])
-            out[idx] = f
-            advance(len(idx))
-    out = out if out is not None else torch.empty(0, 0)
+    out = encode_prompts(loaded, loaded.tokenizer(captions), batch_size=batch_size, progress=progress,
+                         label="captions")
     if use_cache:
         from safetensors.torch import save
 
