@@ -54,19 +54,13 @@ def load_config(path: str | None) -> dict:
         return {}
     from pathlib import Path
 
-    import yaml
-
     from uta_bench.errors import UtaBenchError
+    from uta_bench.yamlio import read_mapping
 
     p = Path(path)
     if not p.is_file():
         raise UtaBenchError(f"check config {path} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UtaBenchError(f"check config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UtaBenchError(f"check config {path}: expected a mapping of options")
+    data = read_mapping(p, "check config")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
         raise UtaBenchError(f"check config {path}: unknown key '{unknown[0]}' (known: {', '.join(CONFIG_KEYS)})")

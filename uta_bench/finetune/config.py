@@ -87,7 +87,7 @@ def recipe_dir() -> Path:
 
 def load_recipe(name_or_path: str) -> dict:
     """A recipe by name (``recipes/finetune/<name>.yaml``) or path, as a dict of config fields."""
-    import yaml
+    from uta_bench.yamlio import read_mapping
 
     p = Path(name_or_path)
     if not p.suffix:
@@ -95,9 +95,7 @@ def load_recipe(name_or_path: str) -> dict:
     if not p.is_file():
         known = sorted(x.stem for x in recipe_dir().glob("*.yaml"))
         raise NotFoundError(f"fine-tuning recipe {name_or_path!r} not found; known recipes: {', '.join(known)}")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise UtaBenchError(f"recipe {p} must be a mapping of settings")
+    data = read_mapping(p, "recipe")
     bad = sorted(set(data) - FIELDS)
     if bad:
         raise UtaBenchError(f"recipe {p}: unknown setting(s) {', '.join(bad)}")

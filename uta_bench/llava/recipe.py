@@ -93,7 +93,7 @@ def _coerce(name: str, raw, current):
 
 def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> LlavaRecipe:
     """Read a recipe YAML (keys = LlavaRecipe fields) and apply ``overrides`` (strings are YAML-parsed)."""
-    import yaml
+    from uta_bench.yamlio import read_mapping
 
     names = {f.name for f in dataclasses.fields(LlavaRecipe)}
     values: dict = {}
@@ -101,10 +101,7 @@ def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -
         p = Path(path)
         if not p.is_file():
             raise NotFoundError(f"recipe {p} not found (see recipes/llava/)")
-        loaded = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise UtaBenchError(f"recipe {p} must be a YAML mapping of settings")
-        values.update(loaded)
+        values.update(read_mapping(p, "recipe"))
     for k, v in (overrides or {}).items():
         if v is not None:
             values[k] = v

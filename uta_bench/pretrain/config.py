@@ -97,7 +97,7 @@ def from_dict(data: dict, source: str = "<recipe>") -> PretrainConfig:
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    import yaml
+    from uta_bench.yamlio import read_mapping
 
     p = Path(path)
     if not p.is_file():
@@ -108,12 +108,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Pr
         if cand is None or not cand.is_file():
             raise UtaBenchError(f"recipe {path} not found (give a YAML path or a name under recipes/pretrain/)")
         p = cand
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UtaBenchError(f"recipe {p}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UtaBenchError(f"recipe {p}: expected a mapping of fields")
+    data = read_mapping(p, "recipe")
     base = data.pop("base", None)      # ablation recipes name the recipe they modify
     if base:
         if base == p.stem:
