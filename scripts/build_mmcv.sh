@@ -69,8 +69,14 @@ else
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")"
   trap 'rm -rf "$WORK"' EXIT
   echo "build_mmcv: building mmcv $VER with ops for torch $TORCH_VER ($PYTAG), MAX_JOBS=$JOBS; log: $LOG"
-  "$PY" -m venv --system-site-packages "$WORK/venv"
+  # A plain venv (no --system-site-packages: from inside a venv that would expose the *base*
+  # interpreter's packages, not the target environment's torch) that sees the target environment's
+  # site-packages through a .pth file, after its own (so its setuptools<70 wins).
+  "$PY" -m venv "$WORK/venv"
   BPY="$WORK/venv/bin/python"
+  "$PY" -c 'import site, sys; print("\n".join(site.getsitepackages()))' \
+    >"$("$BPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/target-env.pth"
+  "$BPY" -c 'import torch' 2>/dev/null || die "the build venv cannot import torch from $PY's environment"
   "$BPY" -m pip install -q 'setuptools>=60,<70' wheel ninja >"$LOG" 2>&1 || die "could not install build tools (setuptools<70, wheel, ninja); see $LOG"
   "$BPY" -m pip download -q --no-deps --no-binary :all: "mmcv==$VER" -d "$WORK/sdist" >>"$LOG" 2>&1 \
     || die "could not download the mmcv $VER sdist from PyPI; see $LOG"
