@@ -9,7 +9,7 @@ import torch
 from zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
-from uta_bench.runner import evaluate_loaded
+from uta_bench.zeroshot.run import evaluate_loaded
 
 EXPECTED = {"imagenet1k": 50000, "imagenet_a": 7500, "imagenet_r": 30000, "imagenet_v2": 10000,
             "imagenet_sketch": 50889, "objectnet": 18574, "flickr30k": 1000, "mscoco": 5000}

@@ -79,7 +79,7 @@ def hash_files(root: Path, names: list[str], previous: dict, progress: bool = Tr
 def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) -> CheckResult:
     from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
     from uta_bench.data.resolve import load_task_data, manifest_files, quick_manifest
-    from uta_bench.evaluation.tasks import IMAGENET_CLASSES
+    from uta_bench.zeroshot.tasks import IMAGENET_CLASSES
 
     eff = None
     if card.type == "classification" and card.classes in IMAGENET_CLASSES:

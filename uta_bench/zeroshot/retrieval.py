@@ -23,7 +23,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
                      progress: bool = False) -> torch.Tensor:
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
     from uta_bench.paths import atomic_write_bytes
-    from uta_bench.zeroshot import cache_dir, encode_prompts, model_identity
+    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts, model_identity
 
     payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),

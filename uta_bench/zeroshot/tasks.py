@@ -36,9 +36,9 @@ def _timed(times: dict, key: str, t0: float) -> float:
 def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
     from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
     from uta_bench.data.resolve import load_task_data
-    from uta_bench.evaluation import prompts
-    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
-    from uta_bench.zeroshot import build_classifier
+    from uta_bench.zeroshot import prompts
+    from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
+    from uta_bench.zeroshot.classifier import build_classifier
 
     times, t0 = {}, time.perf_counter()
     subset = subset_indices(card.class_subset)
@@ -81,7 +81,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
 
 def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     from uta_bench.data.resolve import load_task_data
-    from uta_bench.evaluation.retrieval import caption_features, recall_metrics, retrieval_ranks
+    from uta_bench.zeroshot.retrieval import caption_features, recall_metrics, retrieval_ranks
 
     bad_metric = next((m for m in card.metrics if "_retrieval_recall@" not in m), None)
     if bad_metric:
@@ -108,7 +108,7 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
 
 def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float):
     """Manifest, feature-cache key and (cached / sharded) image features of a task's images."""
-    from uta_bench.evaluation.features import feature_key, image_features
+    from uta_bench.zeroshot.features import feature_key, image_features
 
     manifest = _manifest(data)
     t0 = _timed(times, "list_s", t0)
@@ -120,7 +120,7 @@ def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: flo
 
 
 def prompts_key(temps) -> list[str]:
-    from uta_bench.zeroshot import template_strings
+    from uta_bench.zeroshot.classifier import template_strings
 
     return template_strings(temps)
 
