@@ -189,7 +189,8 @@ def main():
     from open_clip import create_model
     from safetensors.torch import save_file
 
-    from uta_bench.zeroshot.prompts import classnames, templates
+    from uta_bench.data.classes import classnames
+    from uta_bench.zeroshot.prompts import templates
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="zs_bench_"))
     (work / "cards").mkdir(parents=True, exist_ok=True)

@@ -118,9 +118,9 @@ def caption_sources(source: str = "auto", limit: int = 16) -> list[tuple[str, ob
     elif source == "skimage":
         import skimage.data
 
-        from uta_bench.data.sample import _rgb
+        from uta_bench.data.sample import to_rgb
         for name, cap in list(SKIMAGE_CAPTIONS.items())[:limit]:
-            out.append((name, Image.fromarray(_rgb(getattr(skimage.data, name)())), cap))
+            out.append((name, Image.fromarray(to_rgb(getattr(skimage.data, name)())), cap))
     else:
         raise UtaBenchError(f"unknown sample source {source!r}; use tuxpaint, skimage or auto")
     return out
