@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from uta_bench.paths import atomic_write_text, home
+
+log = logging.getLogger(__name__)
 
 
 def folder_manifest(root: str | Path, files: list[str]) -> str:
@@ -123,8 +126,8 @@ def _previous_entries(mpath: Path, root: Path) -> dict:
         old = json.loads(mpath.read_text())
         if old.get("root") == str(root):
             return {e["name"]: e for e in old.get("files", [])}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("previous manifest %s is unreadable (%s); hashing every file again", mpath, e)
     return {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,6 +21,7 @@ from uta_bench.paths import atomic_write_bytes, home
 from uta_bench.progress import progress_bar
 
 Template = str | Callable[[str], str]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -147,5 +149,10 @@ def _read(path: Path) -> torch.Tensor | None:
 
     try:
         return load(path.read_bytes())["weights"]
-    except Exception:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
+    except Exception as e:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
+        log.warning("classifier cache entry %s is unreadable (%s); rebuilding it", path, _first_line(e))
         return None
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import torch
 
 from uta_bench.stats import wilson_interval
 from uta_bench.store import Metric
 
+log = logging.getLogger(__name__)
 DEFAULT_METRICS = tuple(f"{d}_retrieval_recall@{k}" for d in ("image", "text") for k in (1, 5, 10))
 
 
@@ -34,8 +36,9 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
 
         try:
             return load(path.read_bytes())["feats"]
-        except Exception:  # noqa: BLE001 - unreadable cache entry: recompute
-            pass
+        except Exception as e:  # noqa: BLE001 - unreadable cache entry: recompute (rewritten atomically)
+            log.warning("caption cache entry %s is unreadable (%s: %s); recomputing it", path, type(e).__name__,
+                        str(e).splitlines()[0] if str(e) else "")
     out = encode_prompts(loaded, loaded.tokenizer(captions), batch_size=batch_size, progress=progress,
                          label="captions")
     if use_cache:
