@@ -15,7 +15,6 @@ import numpy as np
 
 from uta_bench.errors import NotFoundError, UtaBenchError
 
-SPLITS = {"train": "training", "val": "validation"}
 EXPECTED = {"training": 20210, "validation": 2000}     # ADEChallengeData2016 image counts
 
 
