@@ -6,6 +6,7 @@
   importing the package ``P``'s ``__init__``;
 * no private name (``_x``) of a ``uta_bench`` module used from another package, by ``from M import _x``
   or as ``M._x`` on an imported module (``P``'s own modules may share ``P``'s private names);
+* ``uta_bench.data`` imports nothing above it (only the cards and base modules, see docs/architecture.md);
 * no library function over ``MAX_FUNCTION_LINES`` lines. A function's length is from its ``def`` line
   to its last line (decorators excluded; docstring, comments, blank lines and nested functions
   included). Typer command option lists aside: for a function in ``uta_bench/cli/``, the lines of its
@@ -18,6 +19,7 @@ longest functions.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,11 @@ ALLOWED_CYCLE_MODULES: frozenset[str] = frozenset({
 ALLOWED_LONG_FUNCTIONS: frozenset[str] = frozenset({
     "uta_bench/finetune/train.py train", "uta_bench/llava/train.py train", "uta_bench/demo/run.py run_demo",
 })
+
+
+@functools.lru_cache(maxsize=None)
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
 
 
 def module_name(path: Path) -> str:
@@ -63,7 +70,7 @@ def _absolute(node: ast.ImportFrom, mod: str, mods: dict[str, Path]) -> str:
 
 def imports(mod: str, mods: dict[str, Path]) -> list[tuple[str, str | None, int]]:
     """(imported uta_bench module, imported name or None, line) for every import anywhere in ``mod``."""
-    tree = ast.parse(mods[mod].read_text(), str(mods[mod]))
+    tree = _tree(mods[mod])
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -144,7 +151,7 @@ def private_imports() -> list[str]:
             owner = _package(dst, mods)
             if name and name.startswith("_") and not name.startswith("__") and owner != pkg:
                 bad.append(f"{path.relative_to(ROOT)}:{line}: from {dst} import {name}")
-        tree = ast.parse(path.read_text())
+        tree = _tree(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
@@ -172,7 +179,7 @@ def function_lengths() -> list[tuple[int, str]]:
     out = []
     for path in sorted(PKG.rglob("*.py")):
         cli = path.parent.name == "cli"
-        tree = ast.parse(path.read_text())
+        tree = _tree(path)
         for fn in ast.walk(tree):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
@@ -193,6 +200,18 @@ def test_allowed_cycles_are_still_needed():
     """The allow-list only shrinks: a listed module that no longer sits on a cycle must be removed from it."""
     on_cycle = {m for c in cycles(import_graph()) for m in c}
     assert ALLOWED_CYCLE_MODULES <= on_cycle, f"not on any cycle any more: {sorted(ALLOWED_CYCLE_MODULES - on_cycle)}"
+
+
+# What uta_bench.data may import besides itself: the cards and base layers of docs/architecture.md.
+DATA_MAY_IMPORT = ("uta_bench.taskcards", "uta_bench.registry", "uta_bench.errors", "uta_bench.paths",
+                   "uta_bench.progress", "uta_bench.yamlio", "uta_bench.provenance", "uta_bench.stats")
+
+
+def test_data_layer_imports_nothing_above_it():
+    """data/ lists and checks datasets; it never reaches up into zero-shot (or any task), results or the CLI."""
+    up = [f"{m} -> {d}" for m, ds in import_graph().items() if m.startswith("uta_bench.data")
+          for d in ds if not d.startswith("uta_bench.data") and d not in DATA_MAY_IMPORT]
+    assert not up, "data layer imports from above it:\n" + "\n".join(sorted(up))
 
 
 def test_no_private_names_across_packages():
