@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from uta_bench.errors import CheckpointError, UtaBenchError
-from uta_bench.training import (DistEnv, TrainLogger, autocast, grad_scaler, load_training_state,
-                                save_training_state, set_lr, setup_distributed, teardown_distributed,
-                                warmup_cosine_lr)
+from uta_bench.training import (DistEnv, TrainLogger, autocast, backward, grad_scaler, load_training_state,
+                                optimizer_step, save_training_state, set_lr, setup_distributed,
+                                teardown_distributed, warmup_cosine_lr)
 
 
 # ---------------------------------------------------------------- schedule
@@ -135,6 +135,20 @@ def test_precision_choices():
     assert isinstance(grad_scaler(cpu, "fp16"), torch.amp.GradScaler)
     with pytest.raises(ValueError, match="not one of fp32, bf16, fp16"):
         autocast(cpu, "fp8")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_step_unscales_before_clipping(precision):
+    """grad 1000 on 4 weights (norm 2000) clipped to norm 1 -> 0.5 each; SGD lr 1 -> w = -0.5, with or
+    without the fp16 scaler (scale 65536): the scaler must unscale before the clip."""
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([w], lr=1.0)
+    scaler = grad_scaler(torch.device("cpu"), precision)
+    backward((w * 1000.0).sum(), scaler)
+    optimizer_step(opt, [w], scaler=scaler, max_norm=1.0)
+    assert torch.allclose(w.detach(), torch.full((4,), -0.5))
+    if scaler is not None:
+        assert scaler.get_scale() == 65536.0             # finite gradients: the step was taken, scale kept
 
 
 # ---------------------------------------------------------------- log
