@@ -123,6 +123,14 @@ def test_resume_reproduces_uninterrupted_curve(tmp_path):
     log = [json.loads(x) for x in (tmp_path / "b" / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]            # the resumed run's log reads as one run
     assert [r["train_loss"] for r in log] == a
+    if __import__("importlib").util.find_spec("tensorboard"):     # same curve in TensorBoard, resume included
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(tmp_path / "b" / "run" / "tensorboard"))
+        acc.Reload()
+        events = acc.Scalars("train_loss")
+        assert [e.step for e in events] == [1, 2, 3, 4, 5, 6]
+        assert [e.value for e in events] == pytest.approx(a)          # float32 in the event file
 
 
 class _NaNAfter(torch.nn.Module):

@@ -186,6 +186,11 @@ def test_tensorboard_events_when_installed(tmp_path):
     with TrainLogger(tmp_path, tensorboard=False) as lg:
         lg.log(3, loss=1.0)
     assert len(list((tmp_path / "tensorboard").glob("events*"))) == 1
+    with TrainLogger(tmp_path, start_step=1) as lg:                # resumed at step 1: step 2 is re-done
+        lg.log(2, loss=0.75)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 2.0), (2, 0.75)]
 
 
 # ---------------------------------------------------------------- distributed

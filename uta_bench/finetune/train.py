@@ -66,7 +66,7 @@ def train(cfg: FinetuneConfig, progress: bool = True, resume: bool = True) -> di
     check_card(cfg.model)
     env = setup_distributed(cfg.device)
     per_dev = _per_device_batch(cfg, env.world_size)
-    loaded, ds, classes = _load(cfg, env, per_dev)
+    loaded, ds, classes = _load(cfg, env)
     steps_per_epoch = _steps_per_epoch(cfg, ds, env, per_dev)
     total = cfg.epochs * steps_per_epoch
     tower = finetune_tower(loaded, len(classes), cfg.drop_path)
@@ -140,7 +140,7 @@ def _per_device_batch(cfg: FinetuneConfig, world: int) -> int:
     return per_dev
 
 
-def _load(cfg: FinetuneConfig, env, per_dev: int):
+def _load(cfg: FinetuneConfig, env):
     """(LoadedModel, augmented training set, class names); bad data fails before the model load."""
     from uta_bench.data.imagefolder import image_folder
     from uta_bench.finetune.model import require_eva
