@@ -224,7 +224,7 @@ def _paper_ref(model: str, paper_as: str | None):
     from uta_bench.registry import get_card
 
     ref = get_card(paper_as or model).paper
-    if ref is None:
+    if ref is None or not ref.rows():
         raise UtaBenchError(f"model {paper_as or model!r} has no paper row; pass --paper-as NAME of a model "
                             "whose row to gate against (e.g. uta_b16)")
     return ref
@@ -238,7 +238,7 @@ def _against_paper(cand, model: str, ref) -> list[Verdict]:
     for r in comp.to_dict("records"):
         v = Verdict(r["task"], r["metric"], r["paper_value"], r["value"], candidate_run=r["run_id"],
                     baseline_ref=f"paper T{r['paper_table']} {r['paper_row']} / {r['column']}" if r["paper_row"]
-                    else f"paper T{r['paper_table']} (no row for {ref.method} {ref.model} {ref.it_pairs})")
+                    else f"paper T{r['paper_table']} (the model card declares no Table {r['paper_table']} row)")
         if r["paper_value"] is not None and r["ci_low"] is not None:
             v.ci_low, v.ci_high, v.noise = r["ci_low"] - r["paper_value"], r["ci_high"] - r["paper_value"], \
                 "candidate-ci"
