@@ -1,4 +1,13 @@
-"""The results store: one row per (run, task, metric), with provenance.
+"""The results store: one row per (run, task, metric), with provenance and a run key.
+
+A row's **run key** (:class:`RunKey`) is what makes two numbers the same measurement: model, weights
+sha256, precision actually run, device type, sample limit, init (checkpoint / pretrained / random),
+seed, task, task-card version, dataset manifest digest and code version. Its fields are stored as
+columns and their digest as ``run_key``; :meth:`ResultsStore.latest` is the one query for "the latest
+measured rows" (of a key, or per model/task/metric/paper cell) used by the gate, the paper mapping and
+``table --with-runs``. The schema carries a version (table ``uta_bench_schema``); opening an older
+store (sqlite file or PostgreSQL database) adds the new columns and back-fills them from each row's
+provenance in one transaction, keeping every row.
 
 Embedded sqlite under ``results/`` by default; any SQLAlchemy URL (``postgresql://...``) through
 ``--store`` / ``$UTA_BENCH_STORE``. All rows of one task are written in one transaction, so a killed
@@ -7,9 +16,10 @@ so concurrent writers queue instead of failing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -47,8 +57,60 @@ results = sa.Table(
     sa.Column("paper_row", sa.String(128)),
     sa.Column("config_json", sa.Text),
     sa.Column("extra_json", sa.Text),
+    # schema 2: the run key (see RunKey)
+    sa.Column("device_type", sa.String(16)),
+    sa.Column("sample_limit", sa.Integer),
+    sa.Column("init", sa.String(16)),
+    sa.Column("code_version", sa.String(80)),
+    sa.Column("run_key", sa.String(64), index=True),
 )
 COLUMNS = [c.name for c in results.columns if c.name != "id"]
+schema_info = sa.Table(
+    "uta_bench_schema", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+SCHEMA_VERSION = 2          # 1: before the run key (no uta_bench_schema table); 2: run-key columns
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What a measured number depends on; rows with equal keys are re-usable for each other."""
+
+    model: str
+    task: str
+    weights_sha256: str | None = None
+    precision: str | None = None         # as run, e.g. "fp32", "bf16-autocast"
+    device_type: str | None = None       # "cpu", "cuda"
+    sample_limit: int | None = None      # --limit
+    init: str | None = None              # "checkpoint" | "pretrained" | "random"
+    seed: int | None = None
+    task_version: str | None = None
+    dataset_manifest: str | None = None
+    code_version: str | None = None      # git commit (+"-dirty"), else the harness version
+
+    def __post_init__(self):
+        for name, conv in (("sample_limit", int), ("seed", int), ("task_version", str)):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, float) and v != v):
+                object.__setattr__(self, name, conv(v))
+            elif v is not None:
+                object.__setattr__(self, name, None)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "run_key": self.digest()}
+
+
+def device_type(device: str | None) -> str | None:
+    return None if not device else str(device).split(":")[0]
+
+
+def code_version(versions: dict) -> str | None:
+    return versions.get("git_commit") or (f"v{versions['harness_version']}" if versions.get("harness_version")
+                                           else None)
 
 
 @dataclass
@@ -76,6 +138,14 @@ class RunInfo:
     started_at: str | None = None
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    init: str | None = None              # "checkpoint" | "pretrained" | "random" (None: not a zero-shot run)
+    limit: int | None = None             # --limit
+
+    def key(self, task: str, task_version=None, dataset_manifest: str | None = None) -> RunKey:
+        return RunKey(model=self.model, task=task, weights_sha256=self.weights_sha256, precision=self.precision,
+                      device_type=device_type(self.device), sample_limit=self.limit, init=self.init, seed=self.seed,
+                      task_version=task_version, dataset_manifest=dataset_manifest,
+                      code_version=code_version(self.versions))
 
 
 def store_url(store: str | os.PathLike | None = None) -> str:
@@ -117,6 +187,9 @@ class ResultsStore:
             # (PostgreSQL: duplicate key in pg_type) finds the table there and carries on
             if not self._has_table():
                 raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
+        from uta_bench.store_schema import upgrade
+
+        upgrade(self)
 
     def _has_table(self) -> bool:
         try:
@@ -146,6 +219,8 @@ class ResultsStore:
         from uta_bench.provenance import now
 
         v = run.versions
+        key = run.key(task, task_version, dataset_manifest).to_dict()
+        key = {k: key[k] for k in ("device_type", "sample_limit", "init", "code_version", "run_key")}
         rows = []
         for m in metrics:
             if m.value is None or m.value != m.value:
@@ -159,7 +234,7 @@ class ResultsStore:
                 device=run.device, precision=run.precision, seed=run.seed, started_at=run.started_at,
                 ended_at=ended_at or now(), paper_table=(paper or {}).get("table"),
                 paper_row=(paper or {}).get("row"), config_json=json.dumps(run.config, sort_keys=True, default=str),
-                extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str)))
+                extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str), **key))
         if not rows:
             return 0
         with self.engine.begin() as conn:
@@ -179,13 +254,34 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
-    def latest(self, model: str | None = None):
-        """Latest measured value per (model, task, metric)."""
-        df = self.df(model=model)
+    def latest(self, key: RunKey | None = None, model: str | None = None, models=None,
+               exclude_runs=(), per=("model", "task", "metric", "paper_table", "paper_row")):
+        """THE query for the latest measured rows.
+
+        With ``key``: the rows of the latest run measured under exactly that run key (empty when none).
+        Otherwise the latest measured row per ``per`` among ``model``/``models`` (all when None),
+        leaving out ``exclude_runs``; grouping by the paper cell a row names keeps an ablation row
+        (e.g. Table 8) from hiding the zero-shot run of the same model/task/metric.
+        """
+        import pandas as pd
+
+        q = sa.select(results).where(results.c.source == "measured")
+        if key is not None:
+            q = q.where(results.c.run_key == key.digest())
+        wanted = [model] if model is not None else list(models or [])
+        if wanted:
+            q = q.where(results.c.model.in_(wanted))
+        if exclude_runs:
+            q = q.where(results.c.run_id.notin_(list(exclude_runs)))
+        with self.engine.connect() as conn:
+            df = pd.read_sql(q.order_by(results.c.id), conn)
         if df.empty:
             return df
-        df = df[df.source == "measured"]
-        return df.sort_values("id").groupby(["model", "task", "metric"], as_index=False).tail(1)
+        if key is not None:
+            return df[df.run_id == df.run_id.iloc[-1]].reset_index(drop=True)
+        cols = [c for c in per if c in df.columns]
+        groups = df[cols].astype(object).where(df[cols].notna(), "")
+        return df.loc[groups.groupby(cols, sort=False).tail(1).index].sort_values("id").reset_index(drop=True)
 
     def export(self, path: str | os.PathLike, fmt: str | None = None, **filters) -> Path:
         from uta_bench.paths import atomic_write_bytes

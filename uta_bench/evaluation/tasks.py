@@ -34,7 +34,7 @@ def _timed(times: dict, key: str, t0: float) -> float:
 
 
 def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
-    from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
+    from uta_bench.data.imagenet_meta import subset_indices
     from uta_bench.data.resolve import load_task_data
     from uta_bench.evaluation import prompts
     from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
@@ -42,14 +42,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
 
     times, t0 = {}, time.perf_counter()
     subset = subset_indices(card.class_subset)
-    eff_ids = None
-    if card.classes in IMAGENET_CLASSES:
-        wnids = imagenet_wnids()
-        eff_ids = [wnids[i] for i in subset] if subset is not None else wnids
-    elif card.dataset.get("labels") == "wnid":
-        raise UtaBenchError(f"task card {card.source}: dataset.labels wnid needs ImageNet classes "
-                            f"({' or '.join(IMAGENET_CLASSES)})")
-    data = load_task_data(card, root, eff_ids)
+    data = load_task_data(card, root, _effective_ids(card, subset))
     names = prompts.classnames(card.classes, data.data_classnames)
     temps = prompts.templates(card.templates, data.data_templates)
     if subset is not None and max(subset, default=-1) >= len(names):
@@ -67,7 +60,8 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
         return None
     ckey = (tuple(names), tuple(prompts_key(temps)))
     if ckey not in classifiers:
-        classifiers[ckey] = build_classifier(loaded, names, temps, use_cache=cfg.use_cache, progress=cfg.progress)
+        classifiers[ckey] = build_classifier(loaded, names, temps, use_cache=cfg.use_cache, progress=cfg.progress,
+                                              model_id=cfg.model_id)
         t0 = _timed(times, "text_s", t0)
     clf = classifiers[ckey] if subset is None else classifiers[ckey].subset(subset)
     targets = torch.as_tensor(data.labels, dtype=torch.long)[feats.index]
@@ -77,6 +71,29 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     preds = {"index": feats.index, "target": targets, "top5": top, "correct1": (top[:, 0] == targets).to(torch.int8)}
     _timed(times, "metrics_s", t0)
     return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key))
+
+
+def _effective_ids(card: TaskCard, subset) -> list[str] | None:
+    """ImageNet wnids of the card's effective classes (for wnid-labelled data), None for other classes."""
+    from uta_bench.data.imagenet_meta import imagenet_wnids
+
+    if card.classes in IMAGENET_CLASSES:
+        wnids = imagenet_wnids()
+        return [wnids[i] for i in subset] if subset is not None else wnids
+    if card.dataset.get("labels") == "wnid":
+        raise UtaBenchError(f"task card {card.source}: dataset.labels wnid needs ImageNet classes "
+                            f"({' or '.join(IMAGENET_CLASSES)})")
+    return None
+
+
+def task_manifest(card: TaskCard, root) -> str:
+    """The dataset manifest a run of ``card`` on the data under ``root`` records (the run's own listing;
+    no image is decoded): part of the run key the gate looks up before evaluating."""
+    from uta_bench.data.imagenet_meta import subset_indices
+    from uta_bench.data.resolve import load_task_data
+
+    eff = _effective_ids(card, subset_indices(card.class_subset)) if card.type == "classification" else None
+    return _manifest(load_task_data(card, root, eff))
 
 
 def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
@@ -95,7 +112,8 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     kept = feats.index.tolist()
     captions = [c for i in kept for c in data.captions[i]]
     text_image = torch.tensor([j for j, i in enumerate(kept) for _ in data.captions[i]], dtype=torch.long)
-    tfeats = caption_features(loaded, captions, use_cache=cfg.use_cache, progress=cfg.progress)
+    tfeats = caption_features(loaded, captions, use_cache=cfg.use_cache, progress=cfg.progress,
+                              model_id=cfg.model_id)
     t0 = _timed(times, "text_s", t0)
     t2i, i2t = retrieval_ranks(feats.feats, tfeats, text_image)
     metrics = recall_metrics(t2i, i2t, card.metrics)

@@ -140,18 +140,9 @@ def _int_or_none(v):
 
 def latest_measured(store, models=None):
     """Latest measured row per (model, task, metric, paper cell named by the row) for the given
-    models (all when None): an ablation row naming its Table 8 cell does not hide the zero-shot run."""
-    import pandas as pd
-
-    frames = [store.df(model=m) for m in models] if models else [store.df()]
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    if df is None:
-        return pd.DataFrame()
-    df = df[df.source == "measured"].sort_values("id")
-    keys = df[["paper_table", "paper_row"]].fillna("").astype(str)
-    df = df.assign(_pt=keys.paper_table, _pr=keys.paper_row)
-    df = df.groupby(["model", "task", "metric", "_pt", "_pr"], as_index=False).tail(1)
-    return df.drop(columns=["_pt", "_pr"]).sort_values("id")
+    models (all when None): an ablation row naming its Table 8 cell does not hide the zero-shot run.
+    (:meth:`uta_bench.store.ResultsStore.latest`, the store's one "latest rows" query.)"""
+    return store.latest(models=models)
 
 
 def paper_cells(model: str, task: str, metric: str, ref=None) -> list[tuple[str, str, str]]:
