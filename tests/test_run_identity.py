@@ -138,3 +138,14 @@ def test_one_model_identity_for_every_cache(folder, tmp_path, one_thread):
         assert len(calls) == 2                             # another id: another cache entry
     finally:
         zs._encode_batches = real
+
+
+def test_gate_refuses_to_compare_a_run_with_itself(folder, capsys, one_thread):
+    from uta_bench.store import ResultsStore
+
+    code, out = cli(capsys, "run", "zeroshot", "--model", "uta_tiny", "--random-init", "--tasks", str(folder))
+    assert code == 0, out
+    (run_a,) = ResultsStore().df().run_id.unique()
+    code, out = cli(capsys, "check", "--model", "uta_tiny", "--random-init", "--tasks", str(folder), "--against",
+                    run_a)
+    assert code == 2 and f"the candidate is run {run_a} itself" in out and "Traceback" not in out

@@ -225,6 +225,11 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
         report.verdicts = _against_paper(cand, model, ref)
     else:
         kind, base = baseline_rows(store, against, report.candidate_runs)
+        if kind == "run" and against in report.candidate_runs:
+            same = next(e for e in report.reused if e["run_id"] == against)
+            raise UtaBenchError(f"the candidate is run {against} itself (re-used: same run key {same['run_key'][:12]} "
+                                f"for {same['task']}); nothing to compare - gate another checkpoint or setting "
+                                "against it")
         base_by = {(r["task"], canonical_metric(r["metric"])): r for r in base.to_dict("records")}
         for r in cand.to_dict("records"):
             b = base_by.get((r["task"], canonical_metric(r["metric"])))
