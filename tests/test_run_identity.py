@@ -53,6 +53,7 @@ def test_check_bf16_after_fp32_makes_a_bf16_run(folder, tmp_path, capsys, one_th
     assert rep["candidate_runs"] == [cand] and rep["measured"] == []
     (r,) = rep["reused"]
     assert r["run_id"] == cand and r["key"]["precision"] == "bf16-autocast"
+    assert r["reason"] == "stored under the same run key"
     assert sorted(r["row_ids"]) == sorted(store.df(run_id=cand)["id"].tolist())
     assert r["run_key"] == store.df(run_id=cand).run_key.iloc[0]
     assert f"re-used run {cand}" in out and "precision=bf16-autocast" in out

@@ -52,8 +52,8 @@ class CheckReport:
     tolerance: float                     # points
     verdicts: list = field(default_factory=list)
     candidate_runs: list = field(default_factory=list)
-    reused: list = field(default_factory=list)      # [{task, run_id, row_ids, run_key, key}] taken from the store
-    measured: list = field(default_factory=list)    # [{task, run_id, row_ids, run_key, key}] evaluated now
+    reused: list = field(default_factory=list)      # [{task, reason, run_id, row_ids, run_key, key}] from the store
+    measured: list = field(default_factory=list)    # [{task, reason, run_id, row_ids, run_key, key}] evaluated now
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -107,7 +107,7 @@ def candidate_rows(store, model: str, checkpoint: str | None, cards: list, limit
         rows = store.latest(key=keys[c.task])
         if len(rows):
             have[c.task] = rows
-            reused.append(_entry(c.task, rows, keys[c.task]))
+            reused.append(_entry(c.task, rows, keys[c.task], "stored under the same run key"))
     todo = [c for c in cards if c.task not in have]
     if todo:
         from uta_bench.runner import RunConfig, run_zeroshot
@@ -118,7 +118,7 @@ def candidate_rows(store, model: str, checkpoint: str | None, cards: list, limit
         rows = store.df(run_id=run_id)
         for c in todo:
             have[c.task] = rows[rows.task == c.task]
-            measured.append(_entry(c.task, have[c.task], keys[c.task]))
+            measured.append(_entry(c.task, have[c.task], keys[c.task], "no stored rows under this run key"))
             if have[c.task].run_key.ne(keys[c.task].digest()).any():
                 log.warning("task %s: run %s was stored under another run key than predicted; it will be "
                             "measured again next time", c.task, run_id)
@@ -127,8 +127,8 @@ def candidate_rows(store, model: str, checkpoint: str | None, cards: list, limit
     return out, sorted(set(out.run_id)), reused, measured
 
 
-def _entry(task: str, rows, key) -> dict:
-    return {"task": task, "run_id": str(rows.run_id.iloc[0]) if len(rows) else None,
+def _entry(task: str, rows, key, reason: str) -> dict:
+    return {"task": task, "reason": reason, "run_id": str(rows.run_id.iloc[0]) if len(rows) else None,
             "row_ids": [int(i) for i in rows["id"]], "run_key": key.digest(), "key": dict(key.__dict__)}
 
 

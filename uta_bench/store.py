@@ -16,10 +16,9 @@ so concurrent writers queue instead of failing.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -28,89 +27,8 @@ import sqlalchemy as sa
 from uta_bench.errors import UtaBenchError
 from uta_bench.paths import default_store_path
 
-metadata = sa.MetaData()
-results = sa.Table(
-    "results", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("source", sa.String(16), nullable=False, default="measured"),
-    sa.Column("task", sa.String(128), nullable=False, index=True),
-    sa.Column("metric", sa.String(64), nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Column("n", sa.Integer),
-    sa.Column("ci_low", sa.Float),
-    sa.Column("ci_high", sa.Float),
-    sa.Column("model", sa.String(128), index=True),
-    sa.Column("weights_sha256", sa.String(80)),
-    sa.Column("task_version", sa.String(32)),
-    sa.Column("dataset_manifest", sa.String(80)),
-    sa.Column("harness_version", sa.String(32)),
-    sa.Column("git_commit", sa.String(64)),
-    sa.Column("torch_version", sa.String(32)),
-    sa.Column("open_clip_version", sa.String(32)),
-    sa.Column("device", sa.String(32)),
-    sa.Column("precision", sa.String(32)),
-    sa.Column("seed", sa.Integer),
-    sa.Column("started_at", sa.String(40)),
-    sa.Column("ended_at", sa.String(40)),
-    sa.Column("paper_table", sa.String(16)),
-    sa.Column("paper_row", sa.String(128)),
-    sa.Column("config_json", sa.Text),
-    sa.Column("extra_json", sa.Text),
-    # schema 2: the run key (see RunKey)
-    sa.Column("device_type", sa.String(16)),
-    sa.Column("sample_limit", sa.Integer),
-    sa.Column("init", sa.String(16)),
-    sa.Column("code_version", sa.String(80)),
-    sa.Column("run_key", sa.String(64), index=True),
-)
-COLUMNS = [c.name for c in results.columns if c.name != "id"]
-schema_info = sa.Table(
-    "uta_bench_schema", metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-)
-SCHEMA_VERSION = 2          # 1: before the run key (no uta_bench_schema table); 2: run-key columns
-
-
-@dataclass(frozen=True)
-class RunKey:
-    """What a measured number depends on; rows with equal keys are re-usable for each other."""
-
-    model: str
-    task: str
-    weights_sha256: str | None = None
-    precision: str | None = None         # as run, e.g. "fp32", "bf16-autocast"
-    device_type: str | None = None       # "cpu", "cuda"
-    sample_limit: int | None = None      # --limit
-    init: str | None = None              # "checkpoint" | "pretrained" | "random"
-    seed: int | None = None
-    task_version: str | None = None
-    dataset_manifest: str | None = None
-    code_version: str | None = None      # git commit (+"-dirty"), else the harness version
-
-    def __post_init__(self):
-        for name, conv in (("sample_limit", int), ("seed", int), ("task_version", str)):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, float) and v != v):
-                object.__setattr__(self, name, conv(v))
-            elif v is not None:
-                object.__setattr__(self, name, None)
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "run_key": self.digest()}
-
-
-def device_type(device: str | None) -> str | None:
-    return None if not device else str(device).split(":")[0]
-
-
-def code_version(versions: dict) -> str | None:
-    return versions.get("git_commit") or (f"v{versions['harness_version']}" if versions.get("harness_version")
-                                           else None)
+from uta_bench.store_schema import (COLUMNS, SCHEMA_VERSION, RunKey, code_version, device_type,  # noqa: F401
+                                    metadata, results, schema_info, upgrade)
 
 
 @dataclass
@@ -187,8 +105,6 @@ class ResultsStore:
             # (PostgreSQL: duplicate key in pg_type) finds the table there and carries on
             if not self._has_table():
                 raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
-        from uta_bench.store_schema import upgrade
-
         upgrade(self)
 
     def _has_table(self) -> bool:
