@@ -108,8 +108,8 @@ def test_paper_mapping_for_table4():
     from uta_bench.finetune.evaluate import paper_row
     from uta_bench.registry import get_card
 
-    assert paper_row(get_card("uta_b16")) == "UTA† B"     # released B/16 is the contrastively tuned one
-    assert paper_row(get_card("uta_l14")) == "UTA† L"
+    assert paper_row(get_card("uta_b16")) == "UTA † B"    # released B/16 is the contrastively tuned one
+    assert paper_row(get_card("uta_l14")) is None          # 336 px; Table 4's UTA L is the 224 px pre-trained one
     assert paper_row(get_card("uta_tiny")) is None
 
 

@@ -95,16 +95,13 @@ def test_task_card_paper_field_maps_a_differently_named_task(tmp_path, monkeypat
 
 
 def test_table2_rows_of_336_models_are_not_guessed():
-    from uta_bench.paper.mapping import paper_row_for
-    from uta_bench.paper.rows import load_paper_rows
-    from uta_bench.registry import get_card
+    from uta_bench.paper.mapping import card_paper_row
 
-    paper = load_paper_rows()
-    assert paper_row_for(get_card("uta_l14_336").paper, "1", paper) == "UTA L/14@336 4B"
-    assert paper_row_for(get_card("uta_l14_336").paper, "2", paper) is None     # 224 and 336 both 4B
-    assert paper_row_for(get_card("openai_l14").paper, "2", paper) == "CLIP L 13B"
-    assert paper_row_for(get_card("openai_l14_336").paper, "2", paper) is None
-    assert paper_row_for(get_card("openclip_l14").paper, "2", paper) == "Open-CLIP L 34B"  # 32B in Table 1
+    assert card_paper_row("uta_l14_336", "1") == "UTA L/14@336 4B"
+    assert card_paper_row("uta_l14_336", "2") is None     # Table 2's UTA L 4B is the 224 px model
+    assert card_paper_row("openai_l14", "2") == "CLIP L 13B"
+    assert card_paper_row("openai_l14_336", "2") is None
+    assert card_paper_row("openclip_l14", "2") == "Open-CLIP L 34B"  # 32B in Table 1
 
 
 def test_metric_aliases():

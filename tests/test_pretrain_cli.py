@@ -65,7 +65,7 @@ def test_recipes_carry_the_paper_settings():
     b = load_recipe("uta_b14")
     assert (b.epochs, b.global_batch_size, b.lr, b.min_lr, b.warmup_epochs, b.weight_decay) == \
         (150, 4096, 1.5e-3, 1e-5, 1, 0.05)
-    assert (b.mask_ratio, b.mask_kind, b.teacher, b.student_arch) == (0.4, "block_reversed", "eva01_g14",
+    assert (b.mask_ratio, b.mask_kind, b.teacher, b.student_arch) == (0.4, "block_reversed", "eva01_g14_plus",
                                                                       "uta_base_p14")
     assert load_recipe("uta_l14").mask_ratio == 0.5
     names = {p.stem for p in (repo_root() / "recipes" / "pretrain").glob("*.yaml")}

@@ -26,9 +26,37 @@ def test_open_clip_cards_match_pretrained_cfg(name):
 
 def test_alias_and_paper_rows():
     assert resolve_alias("uta_l14").name == "uta_l14_336"
-    assert get_card("uta_l14").paper.model == "L/14@336"
-    assert {get_card(n).paper.method for n in OC} == {"CLIP", "Open-CLIP", "EVA-02-CLIP", "EVA-01-CLIP",
-                                                        "DataComp"}
+    alias = get_card("uta_l14")                 # resolved: the target's data under the alias name
+    assert alias.name == "uta_l14" and alias.alias_of == "uta_l14_336"
+    assert alias.paper == get_card("uta_l14_336").paper and alias.weights == get_card("uta_l14_336").weights
+    assert get_card("eva01_g14_plus").paper.t1 == "EVA-01-CLIP g/14@224 11B"
+
+
+def test_registry_does_not_depend_on_import_order():
+    """`import uta_bench.demo.cards` first used to leave only the demo card registered."""
+    import subprocess
+    import sys
+
+    code = ("import uta_bench.demo.cards\n"
+            "from uta_bench.registry import get_card, list_models\n"
+            "assert get_card('uta_b16').arch == 'uta_base_p16'\n"
+            "assert {'uta_demo', 'uta_b16', 'eva01_g14_plus'} <= set(list_models())\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_alias_of_a_registered_target_only():
+    from dataclasses import replace
+
+    import uta_bench.registry as reg
+
+    bad = replace(get_card("uta_tiny"), name="_tmp_alias", alias_of="no_such_card")
+    reg.register_model(bad)
+    try:
+        with pytest.raises(ValueError, match="no_such_card"):
+            get_card("_tmp_alias")
+    finally:
+        reg._REGISTRY.pop("_tmp_alias")
 
 
 def test_open_clip_checkpoint_roundtrip(tmp_path):

@@ -77,7 +77,8 @@ def test_cache_resume_after_kill_and_warm_rerun(loaded, tmp_path, monkeypatch):
     assert extra[resumed]["images_encoded"] == 2 and extra[warm]["images_encoded"] == 0
     for run in (resumed, warm):
         assert rows(run)[("f", "top1")].value == rows(ref)[("f", "top1")].value
-        assert rows(run)[("f", "top5")].ci_low < rows(run)[("f", "top5")].value or rows(run)[("f", "top5")].value == 0
+        r5 = rows(run)[("f", "top5")]
+        assert (r5.ci_low, r5.ci_high) == pytest.approx(_scipy_wilson(round(r5.value * r5.n), r5.n), abs=1e-12)
         a, b = load_predictions(ResultsStore(), ref, "f"), load_predictions(ResultsStore(), run, "f")
         assert all((a[k] == b[k]).all() for k in ("index", "target", "top5", "correct1"))
 
@@ -88,7 +89,24 @@ def test_limit_and_wilson_interval(loaded, tmp_path):
     card = _folder_card(tmp_path)
     r = rows(evaluate_loaded(loaded, [str(card)], cfg(tmp_path, [card], limit=7)))[("f", "top1")]
     assert r.n == 7
-    assert (r.ci_low, r.ci_high) == pytest.approx(wilson_interval(round(r.value * 7), 7))
+    k = round(r.value * 7)
+    assert (r.ci_low, r.ci_high) == pytest.approx(_scipy_wilson(k, 7), abs=1e-12)   # scipy's Wilson interval
+    assert r.ci_low <= r.value <= r.ci_high
+    # the interval contains the estimate and shrinks with n at a fixed proportion (also at 0 and 1)
+    for frac in (0.0, 0.3, 0.5, 1.0):
+        widths = []
+        for n in (10, 100, 1000, 10000):
+            lo, hi = wilson_interval(frac * n, n)
+            assert lo <= frac <= hi and (lo, hi) == pytest.approx(_scipy_wilson(round(frac * n), n), abs=1e-12)
+            widths.append(hi - lo)
+        assert all(a > b for a, b in zip(widths, widths[1:])), (frac, widths)
+
+
+def _scipy_wilson(k: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def test_bad_image_fail_names_file_and_skip_records_it(loaded, tmp_path):

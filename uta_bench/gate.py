@@ -1,8 +1,10 @@
 """`uta-bench check`: the CI regression gate for a new checkpoint.
 
-1. Candidate: per task, re-use the latest measured rows of the same model with the same weights
-   (sha256 of ``--checkpoint``), the same ``--limit`` and the same random-init flag; evaluate the
-   other tasks in one new run through :func:`uta_bench.zeroshot.run.run_zeroshot`.
+1. Candidate: per task, the run key the evaluation would have (:class:`uta_bench.store.RunKey`: model,
+   sha256 of ``--checkpoint``, precision as it would run, device type, ``--limit``, init, seed, task-card
+   version, dataset manifest, code version); re-use the latest rows stored under exactly that key
+   (:meth:`ResultsStore.latest`), evaluate the other tasks in one new run through
+   :func:`uta_bench.zeroshot.run.run_zeroshot`. The report lists the re-used rows and the keys.
 2. Baseline (``--against``): ``paper`` (the paper cells of the model's PaperRef, see
    :mod:`uta_bench.paper.mapping`), a run id in the store, or a model name (its latest measured rows,
    excluding the candidate's runs).
@@ -17,11 +19,13 @@ Exit code: 1 with any regression, else 0 (usage/data errors: 2, raised as UtaBen
 """
 from __future__ import annotations
 
-import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 
 from uta_bench.errors import UtaBenchError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class CheckReport:
     tolerance: float                     # points
     verdicts: list = field(default_factory=list)
     candidate_runs: list = field(default_factory=list)
+    reused: list = field(default_factory=list)      # [{task, reason, run_id, row_ids, run_key, key}] from the store
+    measured: list = field(default_factory=list)    # [{task, reason, run_id, row_ids, run_key, key}] evaluated now
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -63,45 +69,67 @@ class CheckReport:
         return d
 
 
-def _cfg(row) -> dict:
-    try:
-        return json.loads(row.config_json or "{}")
-    except (TypeError, ValueError):
-        return {}
+def candidate_key(model: str, checkpoint: str | None, card, limit: int | None, random_init: bool,
+                  run_kwargs: dict, sha: str | None = None):
+    """The run key an evaluation of ``card`` with these settings records (computed before running it)."""
+    import torch
+
+    from uta_bench.zeroshot.tasks import task_manifest
+    from uta_bench.models.loader import precision_run
+    from uta_bench.provenance import versions
+    from uta_bench.zeroshot.run import RunConfig, data_root
+    from uta_bench.store import RunKey, code_version
+
+    defaults = RunConfig(model=model, tasks=[])
+    device = torch.device(run_kwargs.get("device") or defaults.device)
+    return RunKey(model=model, task=card.task, weights_sha256=sha,
+                  precision=precision_run(run_kwargs.get("precision") or defaults.precision, device),
+                  device_type=device.type, sample_limit=limit,
+                  init="checkpoint" if checkpoint else "random" if random_init else "pretrained",
+                  seed=run_kwargs.get("seed", defaults.seed), task_version=card.version,
+                  dataset_manifest=task_manifest(card, data_root(run_kwargs.get("data_root"))),
+                  code_version=code_version(versions()))
 
 
-def candidate_rows(store, model: str, checkpoint: str | None, tasks: dict, limit: int | None,
+def candidate_rows(store, model: str, checkpoint: str | None, cards: list, limit: int | None,
                    random_init: bool, run_kwargs: dict, progress: bool = True):
-    """Measured rows of the candidate for ``tasks`` ({name: task card version}), re-using rows of the
-    same weights, limit, init and task version; returns (rows df, run ids)."""
+    """Measured rows of the candidate for task ``cards``: per task, the rows of the latest run under the
+    candidate's run key, else evaluated now (one new run for all such tasks).
+    Returns (rows df, run ids, reused [{task, run_id, row_ids, run_key, key}], measured [same])."""
     import pandas as pd
 
     from uta_bench.checkpoint import sha256_file
 
     sha = sha256_file(checkpoint) if checkpoint else None
-    df = store.df(model=model)
-    have = {}
-    if len(df):
-        df = df[df.source == "measured"]
-        for r in df.sort_values("id").itertuples():
-            cfg = _cfg(r)
-            same = (r.weights_sha256 == sha if sha else (cfg.get("checkpoint") is None)) and \
-                cfg.get("limit") == limit and bool(not cfg.get("pretrained", True)) == random_init
-            if same and r.task in tasks and str(r.task_version) == str(tasks[r.task]):
-                have[r.task] = r.run_id          # latest wins
-    todo = [t for t in tasks if t not in have]
+    keys = {c.task: candidate_key(model, checkpoint, c, limit, random_init, run_kwargs, sha) for c in cards}
+    have, reused, measured = {}, [], []
+    for c in cards:
+        rows = store.latest(key=keys[c.task])
+        if len(rows):
+            have[c.task] = rows
+            reused.append(_entry(c.task, rows, keys[c.task], "stored under the same run key"))
+    todo = [c for c in cards if c.task not in have]
     if todo:
         from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
         cfg = RunConfig(model=model, tasks=todo, checkpoint=checkpoint, store=store.url, limit=limit,
                         pretrained=not random_init, progress=progress, **run_kwargs)
         run_id = run_zeroshot(cfg)
-        for t in todo:
-            have[t] = run_id
-    rows = store.df(model=model)
-    parts = [rows[(rows.run_id == rid) & (rows.task == t)] for t, rid in have.items()]
-    out = pd.concat(parts, ignore_index=True) if parts else rows.iloc[:0]
-    return out, sorted(set(have.values()))
+        rows = store.df(run_id=run_id)
+        for c in todo:
+            have[c.task] = rows[rows.task == c.task]
+            measured.append(_entry(c.task, have[c.task], keys[c.task], "no stored rows under this run key"))
+            if have[c.task].run_key.ne(keys[c.task].digest()).any():
+                log.warning("task %s: run %s was stored under another run key than predicted; it will be "
+                            "measured again next time", c.task, run_id)
+    parts = [have[c.task] for c in cards]
+    out = pd.concat(parts, ignore_index=True) if parts else store.df().iloc[:0]
+    return out, sorted(set(out.run_id)), reused, measured
+
+
+def _entry(task: str, rows, key, reason: str) -> dict:
+    return {"task": task, "reason": reason, "run_id": str(rows.run_id.iloc[0]) if len(rows) else None,
+            "row_ids": [int(i) for i in rows["id"]], "run_key": key.digest(), "key": dict(key.__dict__)}
 
 
 def _ci_from_rows(cand, base) -> tuple[float | None, float | None, str]:
@@ -159,12 +187,11 @@ def baseline_rows(store, against: str, exclude_runs: list[str], probe: bool = Fa
     if against in list_models():
         if probe:
             return "model", None
-        df = store.df(model=against)
-        df = df[(df.source == "measured") & ~df.run_id.isin(exclude_runs)]
+        df = store.latest(model=against, exclude_runs=exclude_runs, per=("task", "metric"))
         if df.empty:
             raise UtaBenchError(f"model {against!r} has no measured rows in {store.url} to compare against; "
                                 f"run `uta-bench run zeroshot --model {against}` first")
-        return "model", df.sort_values("id").groupby(["task", "metric"], as_index=False).tail(1)
+        return "model", df
     raise UtaBenchError(f"--against {against!r} is neither 'paper', a run id in {store.url}, nor a model name")
 
 
@@ -190,15 +217,19 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
         ref = _paper_ref(model, paper_as)
     else:
         baseline_rows(store, against, [], probe=True)      # unknown baseline: fail before evaluating
-    cand, report.candidate_runs = candidate_rows(store, model, checkpoint, {c.task: c.version for c in cards},
-                                                 limit, random_init,
-                                                 run_kwargs or {}, progress)
+    cand, report.candidate_runs, report.reused, report.measured = candidate_rows(
+        store, model, checkpoint, cards, limit, random_init, run_kwargs or {}, progress)
     if metrics:
         cand = cand[cand.metric.isin(metrics)]
     if against == "paper":
         report.verdicts = _against_paper(cand, model, ref)
     else:
         kind, base = baseline_rows(store, against, report.candidate_runs)
+        if kind == "run" and against in report.candidate_runs:
+            same = next(e for e in report.reused if e["run_id"] == against)
+            raise UtaBenchError(f"the candidate is run {against} itself (re-used: same run key {same['run_key'][:12]} "
+                                f"for {same['task']}); nothing to compare - gate another checkpoint or setting "
+                                "against it")
         base_by = {(r["task"], canonical_metric(r["metric"])): r for r in base.to_dict("records")}
         for r in cand.to_dict("records"):
             b = base_by.get((r["task"], canonical_metric(r["metric"])))
@@ -224,7 +255,7 @@ def _paper_ref(model: str, paper_as: str | None):
     from uta_bench.registry import get_card
 
     ref = get_card(paper_as or model).paper
-    if ref is None:
+    if ref is None or not ref.rows():
         raise UtaBenchError(f"model {paper_as or model!r} has no paper row; pass --paper-as NAME of a model "
                             "whose row to gate against (e.g. uta_b16)")
     return ref
@@ -238,7 +269,7 @@ def _against_paper(cand, model: str, ref) -> list[Verdict]:
     for r in comp.to_dict("records"):
         v = Verdict(r["task"], r["metric"], r["paper_value"], r["value"], candidate_run=r["run_id"],
                     baseline_ref=f"paper T{r['paper_table']} {r['paper_row']} / {r['column']}" if r["paper_row"]
-                    else f"paper T{r['paper_table']} (no row for {ref.method} {ref.model} {ref.it_pairs})")
+                    else f"paper T{r['paper_table']} (the model card declares no Table {r['paper_table']} row)")
         if r["paper_value"] is not None and r["ci_low"] is not None:
             v.ci_low, v.ci_high, v.noise = r["ci_low"] - r["paper_value"], r["ci_high"] - r["paper_value"], \
                 "candidate-ci"

@@ -1,4 +1,13 @@
-"""The results store: one row per (run, task, metric), with provenance.
+"""The results store: one row per (run, task, metric), with provenance and a run key.
+
+A row's **run key** (:class:`RunKey`) is what makes two numbers the same measurement: model, weights
+sha256, precision actually run, device type, sample limit, init (checkpoint / pretrained / random),
+seed, task, task-card version, dataset manifest digest and code version. Its fields are stored as
+columns and their digest as ``run_key``; :meth:`ResultsStore.latest` is the one query for "the latest
+measured rows" (of a key, or per model/task/metric/paper cell) used by the gate, the paper mapping and
+``table --with-runs``. The schema carries a version (table ``uta_bench_schema``); opening an older
+store (sqlite file or PostgreSQL database) adds the new columns and back-fills them from each row's
+provenance in one transaction, keeping every row.
 
 Embedded sqlite under ``results/`` by default; any SQLAlchemy URL (``postgresql://...``) through
 ``--store`` / ``$UTA_BENCH_STORE``. All rows of one task are written in one transaction, so a killed
@@ -18,37 +27,8 @@ import sqlalchemy as sa
 from uta_bench.errors import UtaBenchError
 from uta_bench.paths import default_store_path
 
-metadata = sa.MetaData()
-results = sa.Table(
-    "results", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(64), nullable=False, index=True),
-    sa.Column("source", sa.String(16), nullable=False, default="measured"),
-    sa.Column("task", sa.String(128), nullable=False, index=True),
-    sa.Column("metric", sa.String(64), nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Column("n", sa.Integer),
-    sa.Column("ci_low", sa.Float),
-    sa.Column("ci_high", sa.Float),
-    sa.Column("model", sa.String(128), index=True),
-    sa.Column("weights_sha256", sa.String(80)),
-    sa.Column("task_version", sa.String(32)),
-    sa.Column("dataset_manifest", sa.String(80)),
-    sa.Column("harness_version", sa.String(32)),
-    sa.Column("git_commit", sa.String(64)),
-    sa.Column("torch_version", sa.String(32)),
-    sa.Column("open_clip_version", sa.String(32)),
-    sa.Column("device", sa.String(32)),
-    sa.Column("precision", sa.String(32)),
-    sa.Column("seed", sa.Integer),
-    sa.Column("started_at", sa.String(40)),
-    sa.Column("ended_at", sa.String(40)),
-    sa.Column("paper_table", sa.String(16)),
-    sa.Column("paper_row", sa.String(128)),
-    sa.Column("config_json", sa.Text),
-    sa.Column("extra_json", sa.Text),
-)
-COLUMNS = [c.name for c in results.columns if c.name != "id"]
+from uta_bench.store_schema import (COLUMNS, SCHEMA_VERSION, RunKey, code_version, device_type,  # noqa: F401
+                                    metadata, results, schema_info, upgrade)
 
 
 @dataclass
@@ -76,6 +56,14 @@ class RunInfo:
     started_at: str | None = None
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    init: str | None = None              # "checkpoint" | "pretrained" | "random" (None: not a zero-shot run)
+    limit: int | None = None             # --limit
+
+    def key(self, task: str, task_version=None, dataset_manifest: str | None = None) -> RunKey:
+        return RunKey(model=self.model, task=task, weights_sha256=self.weights_sha256, precision=self.precision,
+                      device_type=device_type(self.device), sample_limit=self.limit, init=self.init, seed=self.seed,
+                      task_version=task_version, dataset_manifest=dataset_manifest,
+                      code_version=code_version(self.versions))
 
 
 def store_url(store: str | os.PathLike | None = None) -> str:
@@ -117,6 +105,7 @@ class ResultsStore:
             # (PostgreSQL: duplicate key in pg_type) finds the table there and carries on
             if not self._has_table():
                 raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
+        upgrade(self)
 
     def _has_table(self) -> bool:
         try:
@@ -146,6 +135,8 @@ class ResultsStore:
         from uta_bench.provenance import now
 
         v = run.versions
+        key = run.key(task, task_version, dataset_manifest).to_dict()
+        key = {k: key[k] for k in ("device_type", "sample_limit", "init", "code_version", "run_key")}
         rows = []
         for m in metrics:
             if m.value is None or m.value != m.value:
@@ -159,7 +150,7 @@ class ResultsStore:
                 device=run.device, precision=run.precision, seed=run.seed, started_at=run.started_at,
                 ended_at=ended_at or now(), paper_table=(paper or {}).get("table"),
                 paper_row=(paper or {}).get("row"), config_json=json.dumps(run.config, sort_keys=True, default=str),
-                extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str)))
+                extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str), **key))
         if not rows:
             return 0
         with self.engine.begin() as conn:
@@ -179,13 +170,34 @@ class ResultsStore:
         with self.engine.connect() as conn:
             return pd.read_sql(q, conn)
 
-    def latest(self, model: str | None = None):
-        """Latest measured value per (model, task, metric)."""
-        df = self.df(model=model)
+    def latest(self, key: RunKey | None = None, model: str | None = None, models=None,
+               exclude_runs=(), per=("model", "task", "metric", "paper_table", "paper_row")):
+        """THE query for the latest measured rows.
+
+        With ``key``: the rows of the latest run measured under exactly that run key (empty when none).
+        Otherwise the latest measured row per ``per`` among ``model``/``models`` (all when None),
+        leaving out ``exclude_runs``; grouping by the paper cell a row names keeps an ablation row
+        (e.g. Table 8) from hiding the zero-shot run of the same model/task/metric.
+        """
+        import pandas as pd
+
+        q = sa.select(results).where(results.c.source == "measured")
+        if key is not None:
+            q = q.where(results.c.run_key == key.digest())
+        wanted = [model] if model is not None else list(models or [])
+        if wanted:
+            q = q.where(results.c.model.in_(wanted))
+        if exclude_runs:
+            q = q.where(results.c.run_id.notin_(list(exclude_runs)))
+        with self.engine.connect() as conn:
+            df = pd.read_sql(q.order_by(results.c.id), conn)
         if df.empty:
             return df
-        df = df[df.source == "measured"]
-        return df.sort_values("id").groupby(["model", "task", "metric"], as_index=False).tail(1)
+        if key is not None:
+            return df[df.run_id == df.run_id.iloc[-1]].reset_index(drop=True)
+        cols = [c for c in per if c in df.columns]
+        groups = df[cols].astype(object).where(df[cols].notna(), "")
+        return df.loc[groups.groupby(cols, sort=False).tail(1).index].sort_values("id").reset_index(drop=True)
 
     def export(self, path: str | os.PathLike, fmt: str | None = None, **filters) -> Path:
         from uta_bench.paths import atomic_write_bytes

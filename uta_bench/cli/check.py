@@ -44,6 +44,13 @@ def describe(v, tolerance: float) -> str:
             f"({v.baseline_ref}), delta {100 * v.delta:+.2f} points{ci}, tolerance {tolerance} points")
 
 
+def describe_key(key: dict) -> str:
+    """The run-key fields that tell runs apart, in one line (the full key is in the --json report)."""
+    short = {k: (v[:12] if isinstance(v, str) and len(v) > 16 else v) for k, v in key.items()
+             if k not in ("model", "task")}
+    return ", ".join(f"{k}={v}" for k, v in short.items())
+
+
 CONFIG_KEYS = ("model", "against", "tolerance", "tasks", "metrics", "paper_as", "limit", "batch_size", "device",
                "precision")
 
@@ -145,6 +152,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
             console = Console(width=160)
         console.print(t)
+        for e in report.reused:
+            console.print(f"re-used run {e['run_id']} for {e['task']} ({len(e['row_ids'])} rows): same run key "
+                          f"{e['run_key'][:12]} ({describe_key(e['key'])})", highlight=False)
+        for e in report.measured:
+            console.print(f"measured {e['task']} in run {e['run_id']} (run key {e['run_key'][:12]})", highlight=False)
         if junit:
             atomic_write_text(junit, junit_xml(report))
         if json_out:

@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.seg",
     "uta_bench.cli.det",
     "uta_bench.cli.llava",
+    "uta_bench.cli.store",
 )
 
 

@@ -24,14 +24,10 @@ class DetResult:
 
 
 def paper_row(model: str) -> str | None:
-    """Table 5 row ("UTA B", "UTA † B" for contrastively fine-tuned towers), from the model card."""
-    from uta_bench.registry import get_card
+    """Table 5 row the model card declares (e.g. "UTA † B" for uta_b16), None when it has none."""
+    from uta_bench.paper.mapping import card_paper_row
 
-    card = get_card(model)
-    if not card.paper:
-        return None
-    dagger = " †" if "contrastive" in (card.description or "").lower() else ""
-    return f"{card.paper.method}{dagger} {card.paper.size}"
+    return card_paper_row(model, "5")
 
 
 def load_detector(cfg, detector_checkpoint: str, trust: bool = False):

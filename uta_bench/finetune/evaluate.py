@@ -17,12 +17,10 @@ PAPER_COLUMN = "ImageNet FT"
 
 
 def paper_row(card) -> str | None:
-    """Table 4 row label of a model card (``UTA† B`` for contrastively fine-tuned UTA checkpoints)."""
-    ref = card.paper
-    if ref is None:
-        return None
-    dagger = "†" if ref.method == "UTA" and ref.it_pairs not in ("0B", "0", "") else ""
-    return f"{ref.method}{dagger} {ref.size}"
+    """Table 4 row the model card declares (``UTA † B`` for uta_b16), None when it has none."""
+    from uta_bench.paper.mapping import card_paper_row
+
+    return card_paper_row(card, PAPER_TABLE)
 
 
 @torch.no_grad()

@@ -139,18 +139,11 @@ def judge_answers(judge, bench: Bench, answers: dict, path: Path, questions: lis
     return [done[q["question_id"]] for q in questions]
 
 
-TABLE3_ROWS = ("CLIP B/16", "EVA-02 B/16", "UTA B/16", "CLIP L/14", "EVA-02 L/14", "UTA L/14", "EVA-01 g/14",
-               "UTA g/14")
-
-
 def paper_row(card) -> str | None:
-    """Table 3 row label (docs/paper_tables.md) of a vision tower's model card, or None."""
-    p = getattr(card, "paper", None)
-    if not p:
-        return None
-    method = {"EVA-02-CLIP": "EVA-02", "EVA-01-CLIP": "EVA-01"}.get(p.method, p.method)
-    row = f"{method} {str(p.model).split('@')[0]}"
-    return row if row in TABLE3_ROWS else None
+    """Table 3 row the vision tower's model card declares, or None."""
+    from uta_bench.paper.mapping import card_paper_row
+
+    return card_paper_row(card, "3")
 
 
 def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:

@@ -64,7 +64,23 @@ class LoadedModel:
                 **self.info}
 
 
-def _precision_run(precision: str, device: torch.device) -> str:
+def model_identity(loaded) -> str:
+    """The identity every cache (image features, classifiers, captions) keys a model by: its weights file's
+    sha256 when it has one, else a digest of every tensor of its state dict (random-init or in-memory
+    models). ``RunConfig.model_id`` overrides it for a run; see :func:`uta_bench.zeroshot.run.evaluate_loaded`."""
+    import hashlib
+
+    if loaded.weights_sha256:
+        return loaded.weights_sha256
+    h = hashlib.sha256()
+    for k, v in sorted(loaded.model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return "params:" + h.hexdigest()
+
+
+def precision_run(precision: str, device: torch.device) -> str:
+    """The precision a run at ``precision`` on ``device`` actually gets (recorded, part of the run key)."""
     if precision not in PRECISIONS:
         raise UtaBenchError(f"unknown precision {precision!r}; use one of fp32, bf16, fp16")
     if precision == "fp32":
@@ -88,7 +104,7 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu", pr
     card = get_card(name)
     arch_card = resolve_alias(name)
     dev = torch.device(device)
-    prec_run = _precision_run(precision, dev)
+    prec_run = precision_run(precision, dev)
     if card.family == "uta":
         model, path = _load_uta(arch_card, card, checkpoint, trust_checkpoint, pretrained)
     elif card.family == "open_clip":

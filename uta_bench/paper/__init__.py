@@ -38,9 +38,9 @@ retrieval, ``text_to_image_R@k`` / ``t2i_R@k`` / ``text_to_image_recall@k`` for 
 
 A measured task whose name differs (e.g. ``imagenet1k_val``) reaches a paper cell through its task
 card's ``paper: {table: "1", column: "IN-1K"}`` (for retrieval ``column: Flickr30k`` or ``COCO``: the
-dataset level of the header). Rows of Tables 1 and 2 are found from the model card's ``PaperRef``
-(Table 1: method + model label + #I-T pairs; Table 2: method + size + #I-T pairs); rows of the other
-tables from the measured row's own ``paper_table``/``paper_row`` columns, which their writers set.
+dataset level of the header). The row is data: the measured row's own ``paper_table``/``paper_row``
+when its writer set them, else the row the model card's ``PaperRef`` declares for that table
+(:func:`uta_bench.paper.mapping.card_paper_row`); nothing is derived from labels or descriptions.
 """
 from uta_bench.paper.rows import PAPER_TABLES, load_paper_rows, paper_dir
 

@@ -80,7 +80,7 @@ def build_grid(table: str, comparison=None, paper=None) -> Grid:
     if comp is not None:
         for model, recs in comp[comp.paper_row.isna()].groupby("model", sort=False):
             _add_ours(grid, lay, model, recs, units, paper_vals=None)
-            grid.notes.append(f"{model}: no paper row in Table {lay.table} (model card has no matching PaperRef)")
+            grid.notes.append(f"{model}: no paper row in Table {lay.table} (its model card declares none)")
     return grid
 
 

@@ -1,5 +1,8 @@
 """Which paper cell a measured row corresponds to (model card ``PaperRef`` + task card ``paper``).
 
+The row comes from data only: the row a writer stored (``paper_row``), else the row the model card
+declares for that table (:func:`card_paper_row`); nothing is derived from labels or descriptions.
+
 See the package docstring for the task/metric names. :func:`paper_comparison` joins the latest
 measured rows with the paper rows: one record per (model, paper table, paper cell) with the paper
 value, our value, its 95% CI and delta; measured rows without a paper row are kept with
@@ -24,7 +27,8 @@ _DIR = {"image_to_text": "text_retrieval", "i2t": "text_retrieval", "text_retrie
 
 
 # Table 4's rows that are Table 1 models (their ImageNet ZS equals Table 1's IN-1K; checked by
-# tests/test_paper_rows.py::test_table4_zero_shot_equals_table1)
+# tests/test_paper_rows.py::test_table4_zero_shot_equals_table1). A paper fact for the tests; cards
+# declare their Table 4 row themselves.
 T1_TO_T4 = {"CLIP B/16@224 13B": "CLIP B", "UTA B/14@224 0B": "UTA B", "UTA B/16@224 2B": "UTA † B",
             "CLIP L/14@224 13B": "CLIP L", "UTA L/14@224 0B": "UTA L", "EVA-01-CLIP g/14@224 11B": "EVA-01-CLIP g"}
 
@@ -51,34 +55,18 @@ def _card_paper_tasks(task: str, paper, cards) -> set[str]:
     return out
 
 
-def paper_row_for(model_ref, table: str, paper) -> str | None:
-    """The paper row of a model card's PaperRef in Table 1 or 2 (None when absent or ambiguous)."""
-    if model_ref is None or table not in ("1", "2"):
-        return None
-    t1 = paper[paper.paper_table == "1"].drop_duplicates("paper_row")
-    if table == "1":
-        hit = t1[(t1.method == model_ref.method) & (t1.model == model_ref.model) & (t1.it_pairs == model_ref.it_pairs)]
-        return hit.paper_row.iloc[0] if len(hit) else None
-    # Table 2 labels rows by size only. When Table 1 lists the same method/size/pairs at two
-    # resolutions (e.g. UTA L/14@224 and @336, 4B), Table 2 is taken to be the 224 model; a 336
-    # model then gets no Table 2 row rather than a guessed one.
-    same = t1[(t1.method == model_ref.method) & (t1["size"] == model_ref.size) & (t1.it_pairs == model_ref.it_pairs)]
-    if len(same) > 1 and str(model_ref.model).split("@")[-1] != min(same.resolution, key=int):
-        return None
-    t2 = paper[paper.paper_table == "2"].drop_duplicates("paper_row")
-    hit = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size) & (t2.it_pairs == model_ref.it_pairs)]
-    if len(hit):
-        return hit.paper_row.iloc[0]
-    # the paper prints Open-CLIP L as 32B in Table 1 and 34B in Table 2: when method + size name exactly
-    # one row in each table, they are the same model
-    one1 = t1[(t1.method == model_ref.method) & (t1["size"] == model_ref.size)]
-    one2 = t2[(t2.method == model_ref.method) & (t2.model == model_ref.size)]
-    return one2.paper_row.iloc[0] if len(one1) == 1 and len(one2) == 1 else None
+def card_paper_row(model, table: str, overrides: dict | None = None) -> str | None:
+    """The paper row a model IS in ``table``, as its card declares it (:class:`~uta_bench.modelcard.PaperRef`);
+    None for no row, an unknown model or a card without paper rows. ``model`` is a name (``overrides``
+    maps names to a PaperRef to use instead) or a ModelCard. The only place a model meets a paper row."""
+    if isinstance(model, str):
+        ref = (overrides or {}).get(model) if model in (overrides or {}) else _card_ref(model)
+    else:
+        ref = getattr(model, "paper", None)
+    return None if ref is None else ref.row(str(table))
 
 
-def _model_ref(model: str, overrides: dict):
-    if model in overrides:
-        return overrides[model]
+def _card_ref(model: str):
     from uta_bench.errors import UtaBenchError
     from uta_bench.registry import get_card
 
@@ -129,10 +117,9 @@ def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None
                 continue      # a row written for one paper cell (e.g. an ablation) stays out of other tables
             if own is not None and (cells.paper_row == own).any():
                 row = own
-            elif t in ("1", "2"):
-                row = paper_row_for(_model_ref(str(r.model), refs), t, paper)
-            elif t == "4":
-                row = T1_TO_T4.get(paper_row_for(_model_ref(str(r.model), refs), "1", paper))
+            else:
+                row = card_paper_row(str(r.model), t, refs)
+                row = row if row is not None and (paper[paper.paper_table == t].paper_row == row).any() else None
             for column in cells.column.unique():
                 pv = None
                 if row is not None:
@@ -157,18 +144,9 @@ def _int_or_none(v):
 
 def latest_measured(store, models=None):
     """Latest measured row per (model, task, metric, paper cell named by the row) for the given
-    models (all when None): an ablation row naming its Table 8 cell does not hide the zero-shot run."""
-    import pandas as pd
-
-    frames = [store.df(model=m) for m in models] if models else [store.df()]
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    if df is None:
-        return pd.DataFrame()
-    df = df[df.source == "measured"].sort_values("id")
-    keys = df[["paper_table", "paper_row"]].fillna("").astype(str)
-    df = df.assign(_pt=keys.paper_table, _pr=keys.paper_row)
-    df = df.groupby(["model", "task", "metric", "_pt", "_pr"], as_index=False).tail(1)
-    return df.drop(columns=["_pt", "_pr"]).sort_values("id")
+    models (all when None): an ablation row naming its Table 8 cell does not hide the zero-shot run.
+    (:meth:`uta_bench.store.ResultsStore.latest`, the store's one "latest rows" query.)"""
+    return store.latest(models=models)
 
 
 def paper_cells(model: str, task: str, metric: str, ref=None) -> list[tuple[str, str, str]]:

@@ -15,7 +15,7 @@ class PretrainConfig:
     # models
     student_arch: str = "uta_base_p14"         # key of uta_bench.models.uta.UTA_ARCHS
     student_overrides: dict = field(default_factory=dict)   # extra timm Eva kwargs (drop_path_rate...)
-    teacher: str = "eva01_g14"                 # any registered model name
+    teacher: str = "eva01_g14_plus"            # any registered model name (the paper: EVA-01-CLIP-g/14-plus)
     teacher_checkpoint: str | None = None
     trust_checkpoint: bool = False
     # objective / masking (Table 6 / Table 8)

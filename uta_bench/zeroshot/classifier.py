@@ -3,7 +3,7 @@
 Per class: mean of the L2-normalised template embeddings, renormalised (CLIP's recipe). All prompts
 are encoded in large batches (not one forward per class), each batch truncated to its longest prompt,
 and each template's shared prefix is encoded once (both exact, see :mod:`uta_bench.zeroshot.text`). Results
-are cached on disk, content-addressed by (weights sha256, tokenizer, class names, templates,
+are cached on disk, content-addressed by (model identity, tokenizer, class names, templates,
 precision); writes are atomic (temp file + rename).
 """
 from __future__ import annotations
@@ -56,19 +56,6 @@ def cache_key(model_id: str, tokenizer_id: str, classnames, templates, precision
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def model_identity(loaded) -> str:
-    """Weights sha256 when known; else a digest of the text tower's tensors (random-init models)."""
-    if loaded.weights_sha256:
-        return loaded.weights_sha256
-    from uta_bench.zeroshot.text import text_modules
-
-    h = hashlib.sha256()
-    for k, v in sorted(text_modules(loaded.model).state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().numpy().tobytes())
-    return "params:" + h.hexdigest()
-
-
 def cache_dir() -> Path:
     return home() / "cache" / "classifiers"
 
@@ -76,10 +63,13 @@ def cache_dir() -> Path:
 @torch.no_grad()
 def build_classifier(loaded, classnames: Sequence[str], templates: Sequence[Template],
                      batch_size: int = 256, use_cache: bool = True, truncate: bool = True,
-                     progress: bool = False) -> Classifier:
-    """The zero-shot classifier of ``loaded`` (a :class:`~uta_bench.models.loader.LoadedModel`)."""
+                     progress: bool = False, model_id: str | None = None) -> Classifier:
+    """The zero-shot classifier of ``loaded`` (a :class:`~uta_bench.models.loader.LoadedModel`); cached under
+    ``model_id`` (default :func:`~uta_bench.models.loader.model_identity`)."""
+    from uta_bench.models.loader import model_identity
+
     tok_id = f"{loaded.card.tokenizer}@{loaded.card.context_length}"
-    key = cache_key(model_identity(loaded), tok_id, classnames, templates, loaded.precision_run)
+    key = cache_key(model_id or model_identity(loaded), tok_id, classnames, templates, loaded.precision_run)
     path = cache_dir() / f"{key}.safetensors"
     if use_cache and path.is_file():
         cached = _read(path)

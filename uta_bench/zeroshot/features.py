@@ -20,6 +20,7 @@ import torch
 
 from uta_bench.distributed import Dist, gather
 from uta_bench.errors import UtaBenchError
+from uta_bench.models.loader import model_identity
 from uta_bench.paths import atomic_write_bytes, home
 
 CHUNK = 1024   # samples per cache file
@@ -63,17 +64,6 @@ def collate(batch):
     ok = [b for b in batch if b[0] is not None]
     imgs = torch.stack([b[0] for b in ok]) if ok else None
     return imgs, torch.tensor([b[1] for b in ok], dtype=torch.long), [(b[1], b[2]) for b in batch if b[0] is None]
-
-
-def model_identity(loaded) -> str:
-    """Weights sha256, or a digest of every parameter for random-init models."""
-    if loaded.weights_sha256:
-        return loaded.weights_sha256
-    h = hashlib.sha256()
-    for k, v in sorted(loaded.model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
-    return "params:" + h.hexdigest()
 
 
 def feature_key(loaded, manifest: str, model_id: str | None = None) -> str:

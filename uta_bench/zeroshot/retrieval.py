@@ -22,12 +22,14 @@ DEFAULT_METRICS = tuple(f"{d}_retrieval_recall@{k}" for d in ("image", "text") f
 
 @torch.no_grad()
 def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cache: bool = True,
-                     progress: bool = False) -> torch.Tensor:
-    """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
+                     progress: bool = False, model_id: str | None = None) -> torch.Tensor:
+    """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached under
+    ``model_id``, default :func:`~uta_bench.models.loader.model_identity`)."""
+    from uta_bench.models.loader import model_identity
     from uta_bench.paths import atomic_write_bytes
-    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts, model_identity
+    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts
 
-    payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
+    payload = json.dumps({"model": model_id or model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
                           "precision": loaded.precision_run, "kind": "captions", "v": 1}, sort_keys=True)
     path = cache_dir() / f"captions-{hashlib.sha256(payload.encode()).hexdigest()}.safetensors"

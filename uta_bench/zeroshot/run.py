@@ -63,6 +63,11 @@ def _cards(tasks) -> list[TaskCard]:
     return out + expand(names)
 
 
+def run_init(cfg: RunConfig) -> str:
+    """How the weights were initialised, as the run key records it."""
+    return "checkpoint" if cfg.checkpoint else "pretrained" if cfg.pretrained else "random"
+
+
 def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     """Run every task; returns the run id. Rows of a task are committed together at its end."""
     from uta_bench.distributed import setup
@@ -77,11 +82,15 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     torch.manual_seed(cfg.seed)
     loaded = load_model(cfg.model, checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                         trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
-    return evaluate_loaded(loaded, cards, cfg, on_task=on_task, model_name=cfg.model)
+    return evaluate_loaded(loaded, cards, cfg, on_task=on_task, model_name=cfg.model, init=run_init(cfg))
 
 
-def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, model_name: str | None = None) -> str:
-    """Evaluate ``loaded`` on ``cards`` (names or TaskCards); returns the run id."""
+def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, model_name: str | None = None,
+                    init: str = "loaded") -> str:
+    """Evaluate ``loaded`` on ``cards`` (names or TaskCards); returns the run id.
+
+    ``init`` goes into the run key (:class:`uta_bench.store.RunKey`); a model handed in as it is
+    ("loaded", e.g. a student being pre-trained) without a weights file is keyed by its parameter digest."""
     from uta_bench.distributed import broadcast, current
     from uta_bench.zeroshot import tasks as T
     from uta_bench.predictions import save_predictions
@@ -94,12 +103,13 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
     if dist.main:
         store = store if isinstance(store, ResultsStore) else ResultsStore(store or cfg.store)
     if cfg.model_id is None:          # computed once per run; rank 0's on every rank
-        from uta_bench.zeroshot.features import model_identity
+        from uta_bench.models.loader import model_identity
 
         cfg = dataclasses.replace(cfg, model_id=broadcast(model_identity(loaded) if dist.main else None, dist))
     run = RunInfo(run_id=broadcast(new_run_id() if dist.main else None, dist), model=model_name or loaded.name,
-                  weights_sha256=loaded.weights_sha256, device=str(loaded.device), precision=loaded.precision_run,
-                  seed=cfg.seed, started_at=now(),
+                  weights_sha256=loaded.weights_sha256 or (cfg.model_id if init == "loaded" else None),
+                  device=str(loaded.device), precision=loaded.precision_run,
+                  seed=cfg.seed, started_at=now(), limit=cfg.limit, init=init,
                   config={**{k: v for k, v in vars(cfg).items() if k != "progress"}, "data_root": str(root),
                           "world_size": dist.world}, versions=versions())
     classifiers: dict = {}

@@ -48,7 +48,8 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
         return None
     ckey = (tuple(names), tuple(prompts_key(temps)))
     if ckey not in classifiers:
-        classifiers[ckey] = build_classifier(loaded, names, temps, use_cache=cfg.use_cache, progress=cfg.progress)
+        classifiers[ckey] = build_classifier(loaded, names, temps, use_cache=cfg.use_cache, progress=cfg.progress,
+                                              model_id=cfg.model_id)
         t0 = _timed(times, "text_s", t0)
     clf = classifiers[ckey] if subset is None else classifiers[ckey].subset(subset)
     targets = torch.as_tensor(data.labels, dtype=torch.long)[feats.index]
@@ -58,6 +59,17 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     preds = {"index": feats.index, "target": targets, "top5": top, "correct1": (top[:, 0] == targets).to(torch.int8)}
     _timed(times, "metrics_s", t0)
     return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key))
+
+
+def task_manifest(card: TaskCard, root) -> str:
+    """The dataset manifest a run of ``card`` on the data under ``root`` records (the run's own listing;
+    no image is decoded): part of the run key the gate looks up before evaluating."""
+    from uta_bench.data.classes import effective_wnids
+    from uta_bench.data.manifest import run_manifest
+    from uta_bench.data.resolve import load_task_data
+
+    eff = effective_wnids(card) if card.type == "classification" else None
+    return run_manifest(load_task_data(card, root, eff))
 
 
 def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
@@ -76,7 +88,8 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     kept = feats.index.tolist()
     captions = [c for i in kept for c in data.captions[i]]
     text_image = torch.tensor([j for j, i in enumerate(kept) for _ in data.captions[i]], dtype=torch.long)
-    tfeats = caption_features(loaded, captions, use_cache=cfg.use_cache, progress=cfg.progress)
+    tfeats = caption_features(loaded, captions, use_cache=cfg.use_cache, progress=cfg.progress,
+                              model_id=cfg.model_id)
     t0 = _timed(times, "text_s", t0)
     t2i, i2t = retrieval_ranks(feats.feats, tfeats, text_image)
     metrics = recall_metrics(t2i, i2t, card.metrics)
