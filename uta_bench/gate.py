@@ -71,7 +71,7 @@ def _cfg(row) -> dict:
 
 
 def candidate_rows(store, model: str, checkpoint: str | None, tasks: dict, limit: int | None,
-                   random_init: bool, run_kwargs: dict, progress: bool = True):
+                   random_init: bool, run_kwargs: dict, progress: bool = True, sources: dict | None = None):
     """Measured rows of the candidate for ``tasks`` ({name: task card version}), re-using rows of the
     same weights, limit, init and task version; returns (rows df, run ids)."""
     import pandas as pd
@@ -93,7 +93,7 @@ def candidate_rows(store, model: str, checkpoint: str | None, tasks: dict, limit
     if todo:
         from uta_bench.runner import RunConfig, run_zeroshot
 
-        cfg = RunConfig(model=model, tasks=todo, checkpoint=checkpoint, store=store.url, limit=limit,
+        cfg = RunConfig(model=model, tasks=[(sources or {}).get(t, t) for t in todo], checkpoint=checkpoint, store=store.url, limit=limit,
                         pretrained=not random_init, progress=progress, **run_kwargs)
         run_id = run_zeroshot(cfg)
         for t in todo:
@@ -173,8 +173,8 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
           random_init: bool = False, run_kwargs: dict | None = None, progress: bool = True) -> CheckReport:
     from uta_bench.paper.mapping import canonical_metric
 
-    if tolerance < 0:
-        raise UtaBenchError("--tolerance must be >= 0 (points, e.g. 0.5)")
+    if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
+        raise UtaBenchError(f"--tolerance must be a finite number >= 0 (points, e.g. 0.5), not {tolerance!r}")
     if checkpoint is not None:
         from pathlib import Path
 
@@ -190,9 +190,10 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
         ref = _paper_ref(model, paper_as)
     else:
         baseline_rows(store, against, [], probe=True)      # unknown baseline: fail before evaluating
+    sources = {c.task: _source(c) for c in cards}
     cand, report.candidate_runs = candidate_rows(store, model, checkpoint, {c.task: c.version for c in cards},
                                                  limit, random_init,
-                                                 run_kwargs or {}, progress)
+                                                 run_kwargs or {}, progress, sources=sources)
     if metrics:
         cand = cand[cand.metric.isin(metrics)]
     if against == "paper":
@@ -218,6 +219,17 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
                             f"in {against!r} (for --against paper the task cards need paper: {{table, column}} "
                             "and the model a paper row; see --paper-as)")
     return report
+
+
+def _source(card) -> str:
+    """What to hand the runner for ``card``: its name when registered, else the card file / folder given
+    (``check --tasks my_card.yaml`` evaluates the file even before any row of it exists)."""
+    from uta_bench.taskcards import all_cards
+
+    registered = all_cards().get(card.task)
+    if registered is not None and registered.source == card.source:
+        return card.task
+    return card.source or card.task
 
 
 def _paper_ref(model: str, paper_as: str | None):
