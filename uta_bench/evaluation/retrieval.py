@@ -22,8 +22,7 @@ DEFAULT_METRICS = tuple(f"{d}_retrieval_recall@{k}" for d in ("image", "text") f
 def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cache: bool = True,
                      progress: bool = False) -> torch.Tensor:
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
-    from uta_bench.paths import atomic_write_bytes
-    from uta_bench.zeroshot import cache_dir, encode_prompts, model_identity
+    from uta_bench.zeroshot import cache_dir, encode_prompts, model_identity, write_cache_entry
 
     payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
@@ -41,7 +40,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
     if use_cache:
         from safetensors.torch import save
 
-        atomic_write_bytes(path, save({"feats": out.contiguous()}))
+        write_cache_entry(path, save({"feats": out.contiguous()}))
     return out
 
 
