@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from uta_bench.errors import UtaBenchError
-from uta_bench.taskcards import TaskCard
+from uta_bench.taskcards import TaskCard, check_topk
 
 IMAGENET_CLASSES = ("clip_benchmark:imagenet1k", "open_clip:imagenet")
 
@@ -59,6 +59,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
             and len(data.data_classnames) != n_eff:
         raise UtaBenchError(f"{data.root}: the data lists {len(data.data_classnames)} classes but task "
                             f"{card.task} evaluates {n_eff}; wrong dataset for this task?")
+    check_topk(card.metrics, n_eff, card.source or card.task)     # before encoding any image
     bad_label = next((lab for lab in data.labels if not 0 <= lab < n_eff), None)
     if bad_label is not None:
         raise UtaBenchError(f"{data.root}: label {bad_label} outside the task's {n_eff} classes")
