@@ -76,6 +76,48 @@ def hash_files(root: Path, names: list[str], previous: dict, progress: bool = Tr
     return [out[n] for n in names]
 
 
+def _decode(ref) -> str | None:
+    """None when the image decodes, else a short reason (zero-byte, truncated, not an image...)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        raw = ref.read() if hasattr(ref, "read") else Path(ref).read_bytes()
+        if not raw:
+            return "empty file"
+        with Image.open(io.BytesIO(raw)) as im:
+            im.draft("RGB", (64, 64))       # JPEG: decode at reduced scale; still reads every byte
+            im.load()
+        return None
+    except Image.UnidentifiedImageError:
+        return "not an image PIL can read"
+    except Exception as e:  # noqa: BLE001 - any failure to decode is reported by name
+        return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"
+
+
+def verify_images(data, skip: set[str], progress: bool = True, label: str = "decode") -> list[tuple[str, str]]:
+    """Decode every sample ``data`` counts (files in ``skip`` - unchanged and verified by the previous
+    check, same size and mtime - are trusted); returns [(name, reason)] of those that do not decode."""
+    from uta_bench.progress import progress_bar
+
+    def name_of(ref):
+        return ref if isinstance(ref, str) else f"{ref.tar}:{ref.name}"
+
+    def file_of(ref):
+        return os.path.relpath(ref if isinstance(ref, str) else ref.tar, data.root)
+
+    todo = [r for r in data.refs if file_of(r) not in skip]
+    bad = []
+    with progress_bar(progress and bool(todo), len(todo), label, "img") as advance, \
+            ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as pool:
+        for ref, err in zip(todo, pool.map(_decode, todo)):
+            if err:
+                bad.append((name_of(ref), err))
+            advance(1)
+    return bad
+
+
 def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) -> CheckResult:
     from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
     from uta_bench.data.resolve import load_task_data, manifest_files, quick_manifest
@@ -112,6 +154,16 @@ def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) ->
         except (OSError, ValueError, KeyError, TypeError):
             previous = {}
     entries = hash_files(data.root, files, previous, progress, f"hash {card.task}") if do_hash else []
+    verified = {e["name"] for e in previous.values() if e.get("verified")} if do_hash else set()
+    bad = verify_images(data, {e["name"] for e in entries if e is previous.get(e["name"])} & verified,
+                        progress, f"decode {card.task}")
+    if bad:
+        shown = "; ".join(f"{name} ({err})" for name, err in bad[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        problems.append(f"{len(bad)} unreadable image(s): {shown}{more}")
+        res.ok, res.message = False, "; ".join(problems)
+    unreadable = {os.path.relpath(name, data.root) for name, _ in bad}
+    entries = [{**e, "verified": e["name"] not in unreadable} for e in entries]
     content = None
     if do_hash:
         h = hashlib.sha256(quick.encode())
