@@ -174,7 +174,7 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
     from uta_bench.paper.mapping import canonical_metric
 
     if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
-        raise UtaBenchError(f"--tolerance must be a finite number >= 0 (points, e.g. 0.5), not {tolerance!r}")
+        raise UtaBenchError(f"--tolerance must be >= 0 and finite (points, e.g. 0.5), not {tolerance!r}")
     if checkpoint is not None:
         from pathlib import Path
 

@@ -71,7 +71,6 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     from uta_bench import validate as V
 
     V.choice("--on-bad-image", cfg.on_bad_image, ("fail", "skip"))
-    V.choice("--precision", cfg.precision, V.PRECISIONS)
     V.integer("--batch-size", cfg.batch_size, minimum=1)
     V.integer("--limit", cfg.limit, minimum=1, optional=True)
     V.device("--device", cfg.device)   # before the model loads: `cuda` without a GPU fails in a second

@@ -41,7 +41,7 @@ def integer(where: str, value, minimum: int | None = None, *, optional: bool = F
 
 def number(where: str, value, minimum: float | None = None, *, unit: str = "") -> float:
     """A finite float >= ``minimum`` (nan and inf are refused: they would switch comparisons off)."""
-    what = "a finite number" + (f" >= {minimum:g}" if minimum is not None else "") + (f" ({unit})" if unit else "")
+    what = (f">= {minimum:g} and finite" if minimum is not None else "a finite number") + (f" ({unit})" if unit else "")
     if isinstance(value, bool):
         raise _bad(where, what, value)
     try:
@@ -137,3 +137,13 @@ def write_output(where: str, path, data: str | bytes) -> None:
         atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
     except OSError as e:
         raise UtaBenchError(f"cannot write {where} {path}: {e.strerror or e}; nothing was written there") from None
+
+
+def finite(value):
+    """typer callback for float options: nan/inf pass typer's min/max checks (every comparison with nan
+    is False), so refuse them here."""
+    if value is not None and not math.isfinite(value):
+        import typer
+
+        raise typer.BadParameter(f"must be a finite number, not {value}")
+    return value

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.validate import finite
+
 
 def junit_xml(report) -> str:
     """JUnit XML: one testcase per (task, metric); regressions are failures, missing cells skipped."""
@@ -105,6 +107,25 @@ def resolve_options(cli: dict, config: str | None) -> dict:
     return out
 
 
+def verdict_table(report, checkpoint):
+    """The rich table of verdicts printed by `check`."""
+    from rich.table import Table
+
+    t = Table(title=f"uta-bench check: {report.model} ({checkpoint or 'random init'}) vs {report.against}, "
+                    f"tolerance {report.tolerance} points")
+    for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
+        t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
+    colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
+              "missing": "dim"}
+    for v in report.verdicts:
+        ci = "-" if v.ci_low is None else f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]"
+        t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
+                  "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
+                  "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
+                  style=colors.get(v.status))
+    return t
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command("check")
     def check(
@@ -115,7 +136,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file to gate."),
         against: Optional[str] = typer.Option(None, "--against",
                                               help="paper | RUN_ID | MODEL (its latest runs). Default: paper."),
-        tolerance: Optional[float] = typer.Option(None, "--tolerance",
+        tolerance: Optional[float] = typer.Option(None, "--tolerance", callback=finite,
                                                   help="Allowed drop in points (0.5 = 0.5%). Default: 0.5."),
         tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks/suites to evaluate."),
         metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Only these metrics (e.g. top1)."),
@@ -136,7 +157,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         import json
 
         from rich.console import Console
-        from rich.table import Table
 
         from uta_bench.errors import UtaBenchError
         from uta_bench.gate import check as run_check
@@ -160,18 +180,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                            paper_as=paper_as, limit=limit, random_init=random_init,
                            run_kwargs=dict(data_root=data_root, batch_size=batch_size, device=device,
                                            precision=precision, trust_checkpoint=trust_checkpoint))
-        t = Table(title=f"uta-bench check: {model} ({checkpoint or 'random init'}) vs {against}, "
-                        f"tolerance {tolerance} points")
-        for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
-            t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
-        colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
-                  "missing": "dim"}
-        for v in report.verdicts:
-            ci = "-" if v.ci_low is None else f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]"
-            t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
-                      "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
-                      "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
-                      style=colors.get(v.status))
+        t = verdict_table(report, checkpoint)
         console = Console()
         if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
             console = Console(width=160)

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         build()
-        code = app(args=argv, prog_name="uta-bench", standalone_mode=False)  # typer.Exit(n) comes back as the return value
+        # typer.Exit(n) comes back as the return value
+        code = app(args=argv, prog_name="uta-bench", standalone_mode=False)
     except UtaBenchError as e:
         typer.echo(f"error: {redact(' '.join(str(e).split()))}", err=True)
         sys.exit(e.exit_code)
@@ -117,6 +118,13 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(__name__).debug("OSError", exc_info=True)
         where = f": {e.filename}" if e.filename else ""
         typer.echo(f"error: {e.strerror or type(e).__name__}{where}", err=True)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - a store that breaks while reading (malformed pages, lost server)
+        if not type(e).__module__.startswith("sqlalchemy"):
+            raise
+        from uta_bench.store import _db_message
+
+        typer.echo(f"error: the results store failed: {_db_message(e)}", err=True)
         sys.exit(2)
     if code == 130:          # typer turns KeyboardInterrupt into Exit(130) before we see it
         typer.echo(INTERRUPTED, err=True)

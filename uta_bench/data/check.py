@@ -96,9 +96,10 @@ def _decode(ref) -> str | None:
         return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]}"
 
 
-def verify_images(data, skip: set[str], progress: bool = True, label: str = "decode") -> list[tuple[str, str]]:
+def verify_images(data, skip: set[str], progress: bool = True, label: str = "decode") -> list[tuple]:
     """Decode every sample ``data`` counts (files in ``skip`` - unchanged and verified by the previous
-    check, same size and mtime - are trusted); returns [(name, reason)] of those that do not decode."""
+    check, same size and mtime - are trusted); returns [(name, reason, file)] of those that do not decode
+    (``file``: the image file or tar shard holding it, relative to the data folder)."""
     from uta_bench.progress import progress_bar
 
     def name_of(ref):
@@ -113,7 +114,7 @@ def verify_images(data, skip: set[str], progress: bool = True, label: str = "dec
             ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as pool:
         for ref, err in zip(todo, pool.map(_decode, todo)):
             if err:
-                bad.append((name_of(ref), err))
+                bad.append((name_of(ref), err, file_of(ref)))
             advance(1)
     return bad
 
@@ -158,11 +159,11 @@ def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) ->
     bad = verify_images(data, {e["name"] for e in entries if e is previous.get(e["name"])} & verified,
                         progress, f"decode {card.task}")
     if bad:
-        shown = "; ".join(f"{name} ({err})" for name, err in bad[:3])
+        shown = "; ".join(f"{name} ({err})" for name, err, _ in bad[:3])
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         problems.append(f"{len(bad)} unreadable image(s): {shown}{more}")
         res.ok, res.message = False, "; ".join(problems)
-    unreadable = {os.path.relpath(name, data.root) for name, _ in bad}
+    unreadable = {file for _, _, file in bad}
     entries = [{**e, "verified": e["name"] not in unreadable} for e in entries]
     content = None
     if do_hash:
