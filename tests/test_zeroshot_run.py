@@ -140,7 +140,7 @@ def test_data_check_cli_counts_manifest_and_run_records_it(loaded, tmp_path, mon
     (tmp_path / "data" / "f" / "class_0" / "class_0_0000.JPEG").unlink()     # data changed: count + digest
     with pytest.raises(SystemExit) as fail:
         main(["data", "check", "f", "--no-hash"])
-    assert fail.value.code == 1 and "f: 11 images, expected 12" in capsys.readouterr().err
+    assert fail.value.code == 2 and "f: 11 images, expected 12" in capsys.readouterr().err
     r2 = rows(evaluate_loaded(loaded, ["f"], cfg(tmp_path, [card])))[("f", "top1")]
     assert r2.dataset_manifest.startswith("quick:")
 

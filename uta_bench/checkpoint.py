@@ -45,6 +45,20 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return digest
 
 
+def is_safetensors(path: Path) -> bool:
+    """The safetensors layout: an 8-byte little-endian header length, then a JSON header ``{...``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= size - 8
+
+
 def read_state_dict(path: str | os.PathLike, trust: bool = False) -> dict:
     """Tensors of a checkpoint file, unwrapped from common containers ({'state_dict': ...})."""
     import torch
@@ -52,7 +66,7 @@ def read_state_dict(path: str | os.PathLike, trust: bool = False) -> dict:
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"checkpoint {p} does not exist; pass an existing file to --checkpoint")
-    if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors" or is_safetensors(p):   # sniffed: a safetensors file renamed .pt/.bin
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 

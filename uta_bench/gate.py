@@ -112,8 +112,8 @@ def candidate_rows(store, model: str, checkpoint: str | None, cards: list, limit
     if todo:
         from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
-        cfg = RunConfig(model=model, tasks=todo, checkpoint=checkpoint, store=store.url, limit=limit,
-                        pretrained=not random_init, progress=progress, **run_kwargs)
+        cfg = RunConfig(model=model, tasks=[_source(c) for c in todo], checkpoint=checkpoint, store=store.url,
+                        limit=limit, pretrained=not random_init, progress=progress, **run_kwargs)
         run_id = run_zeroshot(cfg)
         rows = store.df(run_id=run_id)
         for c in todo:
@@ -200,8 +200,8 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
           random_init: bool = False, run_kwargs: dict | None = None, progress: bool = True) -> CheckReport:
     from uta_bench.paper.mapping import canonical_metric
 
-    if tolerance < 0:
-        raise UtaBenchError("--tolerance must be >= 0 (points, e.g. 0.5)")
+    if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
+        raise UtaBenchError(f"--tolerance must be >= 0 and finite (points, e.g. 0.5), not {tolerance!r}")
     if checkpoint is not None:
         from pathlib import Path
 
@@ -249,6 +249,17 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
                             f"in {against!r} (for --against paper the task cards need paper: {{table, column}} "
                             "and the model a paper row; see --paper-as)")
     return report
+
+
+def _source(card) -> str:
+    """What to hand the runner for ``card``: its name when registered, else the card file / folder given
+    (``check --tasks my_card.yaml`` evaluates the file even before any row of it exists)."""
+    from uta_bench.taskcards import all_cards
+
+    registered = all_cards().get(card.task)
+    if registered is not None and registered.source == card.source:
+        return card.task
+    return card.source or card.task
 
 
 def _paper_ref(model: str, paper_as: str | None):

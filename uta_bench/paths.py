@@ -28,12 +28,19 @@ def default_store_path() -> Path:
     return (root / "results" / "store.sqlite") if root else home() / "results" / "store.sqlite"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write via a temp file in the same directory + rename: readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())    # mkstemp creates 0600; the file follows the umask like open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

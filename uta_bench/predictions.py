@@ -27,6 +27,15 @@ def save_predictions(store, run_id: str, task: str, preds: dict) -> Path:
     return path
 
 
+def remove_predictions(path: Path) -> None:
+    """Undo :func:`save_predictions` (its rows were not committed); drops the run's folder when empty."""
+    for p in (path, path.parent):
+        try:
+            p.unlink() if p is path else p.rmdir()
+        except OSError:
+            pass            # already gone, or the run folder holds other tasks' predictions
+
+
 def load_predictions(store, run_id: str, task: str) -> dict:
     import numpy as np
 

@@ -87,15 +87,27 @@ def _pg_driver(url: str) -> str:
     return "postgresql://" + rest if scheme == "postgres" else url
 
 
+def db_message(e: Exception) -> str:
+    """The database's own one-line message, without SQLAlchemy's statement and parameters."""
+    from uta_bench.validate import redact
+
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip().splitlines() or [type(e).__name__]
+    return redact(text[0])[:300]
+
+
 class ResultsStore:
     def __init__(self, store: str | os.PathLike | None = None):
+        from uta_bench.validate import redact
+
         self.url = store_url(store)
+        self.display_url = redact(self.url)     # for messages: never print a password
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs = {"connect_args": {"timeout": 60}} if self.is_sqlite else {"pool_pre_ping": True}
         try:
             self.engine = sa.create_engine(self.url, **kwargs)
         except Exception as e:  # noqa: BLE001 - bad URL / missing driver
-            raise UtaBenchError(f"cannot open results store {self.url!r}: {e}") from None
+            raise UtaBenchError(f"cannot open results store {self.display_url!r}: {redact(str(e))}") from None
         if self.is_sqlite:
             self._sqlite_pragmas()
         try:
@@ -104,7 +116,7 @@ class ResultsStore:
             # two writers creating a fresh server database at once: the loser of the CREATE TABLE race
             # (PostgreSQL: duplicate key in pg_type) finds the table there and carries on
             if not self._has_table():
-                raise UtaBenchError(f"cannot open results store {self.url!r}: {str(e).splitlines()[0]}") from None
+                raise UtaBenchError(f"cannot open results store {self.display_url!r}: {db_message(e)}") from None
         upgrade(self)
 
     def _has_table(self) -> bool:
@@ -130,9 +142,16 @@ class ResultsStore:
     # ------------------------------------------------------------------ writing
     def write_task(self, run: RunInfo, task: str, metrics: Iterable[Metric], *, task_version: str | None = None,
                    dataset_manifest: str | None = None, ended_at: str | None = None,
-                   paper: dict | None = None, extra: dict | None = None, source: str = "measured") -> int:
-        """Insert all rows of one task in one transaction; returns the number of rows."""
+                   paper: dict | None = None, extra: dict | None = None, source: str = "measured",
+                   before_commit=None) -> int:
+        """Insert all rows of one task in one transaction; returns the number of rows.
+
+        ``before_commit()`` (e.g. saving the task's predictions) runs inside the transaction after the
+        insert: when it raises, no row is written; when the commit fails, the caller undoes it."""
         from uta_bench.provenance import now
+        from uta_bench.validate import redact_all
+
+        config_json = json.dumps(redact_all(run.config), sort_keys=True, default=str)
 
         v = run.versions
         key = run.key(task, task_version, dataset_manifest).to_dict()
@@ -149,12 +168,18 @@ class ResultsStore:
                 torch_version=v.get("torch_version"), open_clip_version=v.get("open_clip_version"),
                 device=run.device, precision=run.precision, seed=run.seed, started_at=run.started_at,
                 ended_at=ended_at or now(), paper_table=(paper or {}).get("table"),
-                paper_row=(paper or {}).get("row"), config_json=json.dumps(run.config, sort_keys=True, default=str),
+                paper_row=(paper or {}).get("row"), config_json=config_json,
                 extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str), **key))
         if not rows:
             return 0
-        with self.engine.begin() as conn:
-            conn.execute(results.insert(), rows)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(results.insert(), rows)
+                if before_commit is not None:
+                    before_commit()
+        except sa.exc.SQLAlchemyError as e:     # full disk, corrupt pages...: one line, never the INSERT
+            raise UtaBenchError(f"cannot write task {task} to the results store {self.display_url}: "
+                                f"{db_message(e)}; nothing of this task was written") from None
         return len(rows)
 
     # ------------------------------------------------------------------ reading

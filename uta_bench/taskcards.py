@@ -7,6 +7,7 @@ an ImageFolder can also be given as a task: it becomes an ad-hoc classification 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,11 @@ from uta_bench.errors import UtaBenchError, suggest
 from uta_bench.paths import repo_root
 
 TASK_TYPES = ("classification", "retrieval", "suite")
+
+
+class DefaultMetrics(list):
+    """The metrics of a card that lists none (top1, top5): on a folder with fewer than 5 classes top5 is
+    kept as before (100% by construction); metrics a card lists are checked against its class count."""
 
 
 @dataclass
@@ -27,7 +33,7 @@ class TaskCard:
     classes: Any = "folder"                          # "clip_benchmark:<key>", "folder" or a list
     class_subset: Any = None                         # "clip_benchmark:<key>" or list of indices
     templates: Any = "open_clip:openai_imagenet"     # named set or list of "... {c} ..." strings
-    metrics: list = field(default_factory=lambda: ["top1", "top5"])
+    metrics: list = field(default_factory=lambda: DefaultMetrics(["top1", "top5"]))
     expected_samples: int | None = None
     expected_captions: int | None = None
     paper: dict | None = None                        # {table: ..., column: ...}
@@ -69,9 +75,69 @@ def parse_card(data: Any, source: str = "<card>") -> TaskCard:
         raise UtaBenchError(f"task card {source}: field 'type' must be one of {', '.join(TASK_TYPES)}")
     if data["type"] == "suite" and not data.get("tasks"):
         raise UtaBenchError(f"task card {source}: field 'tasks' must list the suite's tasks")
+    _check_content(data, source)
     kw = {f.name: data[f.name] for f in fields(TaskCard) if f.name in data}
     kw["version"] = str(kw["version"])
     return TaskCard(**kw, source=source)
+
+
+CLASSIFICATION_METRIC = re.compile(r"top([1-9][0-9]*)")
+RETRIEVAL_METRIC = re.compile(r"(image|text)_retrieval_recall@([1-9][0-9]*)")
+TEMPLATE_SETS = ("open_clip:openai_imagenet", "open_clip:simple_imagenet", "clip_benchmark:<dataset>", "dataset")
+
+
+def _check_content(data: dict, source: str) -> None:
+    """Values, not just types: templates, metrics (and k against a listed class count), at parse time,
+    so a bad card fails before any model loads or image is encoded."""
+    def bad(name, msg):
+        return UtaBenchError(f"task card {source}: field '{name}' {msg}")
+
+    kind = data["type"]
+    if kind == "suite":
+        return
+    templates = data.get("templates")
+    if isinstance(templates, list):
+        if not templates:
+            raise bad("templates", "is an empty list; give strings containing {c} (the class name)")
+        for t in templates:
+            if not isinstance(t, str):
+                raise bad("templates", f"must be strings containing {{c}} (the class name), got {t!r}")
+            try:
+                rendered = t.format(c="\x00")
+            except (KeyError, IndexError, ValueError, AttributeError):
+                rendered = None
+            if rendered is None or "\x00" not in rendered:
+                raise bad("templates", f"entry {t!r} must contain {{c}} (the class name) and no other "
+                                       "{...} placeholder (write {{ }} for literal braces)")
+    elif isinstance(templates, str) and templates != "dataset" and not templates.startswith(
+            ("open_clip:", "clip_benchmark:")):
+        raise bad("templates", f"{templates!r} is not a template set; use one of {', '.join(TEMPLATE_SETS)} "
+                               "or a list of strings containing {c}")
+    metrics = data.get("metrics", ["top1", "top5"] if kind == "classification" else None)
+    if metrics is None:
+        return
+    pattern, accepted = ((CLASSIFICATION_METRIC, "top1, top5, ... topK") if kind == "classification" else
+                         (RETRIEVAL_METRIC, "image_retrieval_recall@K, text_retrieval_recall@K"))
+    if not metrics:
+        raise bad("metrics", f"is an empty list; give {accepted}")
+    for m in metrics:
+        if not isinstance(m, str) or not pattern.fullmatch(m):
+            raise bad("metrics", f"has {m!r}; a {kind} task measures {accepted} (K >= 1)")
+    classes = data.get("classes")
+    if kind == "classification" and isinstance(classes, list):
+        n = len(data["class_subset"]) if isinstance(data.get("class_subset"), list) else len(classes)
+        check_topk(metrics, n, source)
+
+
+def check_topk(metrics, n_classes: int, source: str) -> None:
+    """top-K needs K <= number of classes (else it is 100% by construction, not a measurement)."""
+    if isinstance(metrics, DefaultMetrics):
+        return
+    for m in metrics:
+        match = CLASSIFICATION_METRIC.fullmatch(str(m))
+        if match and int(match.group(1)) > n_classes:
+            raise UtaBenchError(f"task card {source}: field 'metrics' has {m!r} but the task has {n_classes} "
+                                f"classes; use top-K with K <= {n_classes}")
 
 
 def load_card_file(path: str | Path) -> TaskCard:
@@ -79,7 +145,12 @@ def load_card_file(path: str | Path) -> TaskCard:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UtaBenchError(f"task card {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset "
+                            f"{e.start}); save the file as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise UtaBenchError(f"task card {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     return parse_card(data, str(path))

@@ -54,7 +54,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         fmt: Optional[str] = typer.Option(None, "--format", help="Export format (default: from suffix)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE",
                                             help="sqlite path or database URL."),
-        limit: int = typer.Option(50, "--limit", help="Rows to show (latest)."),
+        limit: int = typer.Option(50, "--limit", min=1, help="Rows to show (latest, >= 1)."),
     ):
         """Query the results store; show the latest rows or export them."""
         from rich.console import Console
@@ -62,13 +62,23 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         from uta_bench.store import ResultsStore
 
+        from uta_bench.validate import redact, writable_file
+
+        if export:
+            writable_file("--export", export)
         s = ResultsStore(store)
         if export:
-            path = s.export(export, fmt, run_id=run, model=model, task=task)
+            try:
+                path = s.export(export, fmt, run_id=run, model=model, task=task)
+            except OSError as e:
+                from uta_bench.errors import UtaBenchError
+
+                raise UtaBenchError(f"cannot write --export {export}: {e.strerror or e}; nothing was written "
+                                    "there") from None
             typer.echo(f"wrote {path}")
             return
         df = s.df(run_id=run, model=model, task=task)
-        t = Table(title=f"results ({len(df)} rows in {s.url})")
+        t = Table(title=f"results ({len(df)} rows in {redact(s.url)})")
         for col in ("run_id", "model", "task", "metric", "value", "95% CI", "n", "precision", "ended_at"):
             t.add_column(col)
         for r in df.tail(limit).itertuples():

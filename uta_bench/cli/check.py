@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.validate import finite
+
 
 def junit_xml(report) -> str:
     """JUnit XML: one testcase per (task, metric); regressions are failures, missing cells skipped."""
@@ -74,6 +76,63 @@ def load_config(path: str | None) -> dict:
     return data
 
 
+def resolve_options(cli: dict, config: str | None) -> dict:
+    """The command line wins over the --config file; both go through the same validation (one line naming
+    ``--option`` or ``check config FILE: key`` and what is accepted)."""
+    from uta_bench import validate as V
+    from uta_bench.errors import UtaBenchError
+
+    cfg = load_config(config)
+
+    def pick(key, default=None):
+        v = cli.get(key)
+        if v is not None and v != []:
+            return "--" + key.replace("_", "-"), v
+        if key in cfg and cfg[key] is not None:
+            return f"check config {config}: {key}", cfg[key]
+        return "--" + key.replace("_", "-"), default
+
+    def text(key, default=None):
+        where, v = pick(key, default)
+        if v is not None and not isinstance(v, str):
+            raise V.bad_value(where, "a name (text)", v)
+        return v
+
+    out = {"model": text("model"), "against": text("against", "paper"), "paper_as": text("paper_as")}
+    if not out["model"]:
+        raise UtaBenchError("give --model NAME (or `model:` in --config)")
+    out["tolerance"] = V.number(*pick("tolerance", 0.5), minimum=0, unit="points, e.g. 0.5")
+    out["tasks"] = V.string_list(*pick("tasks"))
+    if not out["tasks"]:
+        raise UtaBenchError("give the tasks to gate on with --tasks (e.g. --tasks zeroshot, or the "
+                            "recipes/ci/check.yaml list)")
+    out["metrics"] = V.string_list(*pick("metrics")) or None
+    out["limit"] = V.integer(*pick("limit"), minimum=1, optional=True)
+    out["batch_size"] = V.integer(*pick("batch_size", 64), minimum=1)
+    out["precision"] = V.choice(*pick("precision", "fp32"), V.PRECISIONS)
+    out["device"] = V.device(*pick("device", "cpu"))
+    return out
+
+
+def verdict_table(report, checkpoint):
+    """The rich table of verdicts printed by `check`."""
+    from rich.table import Table
+
+    t = Table(title=f"uta-bench check: {report.model} ({checkpoint or 'random init'}) vs {report.against}, "
+                    f"tolerance {report.tolerance} points")
+    for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
+        t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
+    colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
+              "missing": "dim"}
+    for v in report.verdicts:
+        ci = "-" if v.ci_low is None else f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]"
+        t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
+                  "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
+                  "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
+                  style=colors.get(v.status))
+    return t
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command("check")
     def check(
@@ -84,7 +143,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file to gate."),
         against: Optional[str] = typer.Option(None, "--against",
                                               help="paper | RUN_ID | MODEL (its latest runs). Default: paper."),
-        tolerance: Optional[float] = typer.Option(None, "--tolerance",
+        tolerance: Optional[float] = typer.Option(None, "--tolerance", callback=finite,
                                                   help="Allowed drop in points (0.5 = 0.5%). Default: 0.5."),
         tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks/suites to evaluate."),
         metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Only these metrics (e.g. top1)."),
@@ -105,49 +164,30 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         import json
 
         from rich.console import Console
-        from rich.table import Table
 
         from uta_bench.errors import UtaBenchError
         from uta_bench.gate import check as run_check
-        from uta_bench.paths import atomic_write_text
         from uta_bench.store import ResultsStore
+        from uta_bench.validate import writable_file, write_output
 
-        cfg = load_config(config)
-        model = model or cfg.get("model")
-        if not model:
-            raise UtaBenchError("give --model NAME (or `model:` in --config)")
-        against = against or cfg.get("against", "paper")
-        tolerance = tolerance if tolerance is not None else float(cfg.get("tolerance", 0.5))
-        tasks = tasks or cfg.get("tasks")
-        metrics = metrics or cfg.get("metrics")
-        paper_as = paper_as or cfg.get("paper_as")
-        limit = limit or cfg.get("limit")
-        batch_size = batch_size or int(cfg.get("batch_size", 64))
-        device = device or cfg.get("device", "cpu")
-        precision = precision or cfg.get("precision", "fp32")
-        tasks = [t for item in (tasks or []) for t in str(item).split(",") if t]
-        if not tasks:
-            raise UtaBenchError("give the tasks to gate on with --tasks (e.g. --tasks zeroshot, or the "
-                                "recipes/ci/check.yaml list)")
+        opts = resolve_options(dict(model=model, against=against, tolerance=tolerance, tasks=tasks, metrics=metrics,
+                                    paper_as=paper_as, limit=limit, batch_size=batch_size, device=device,
+                                    precision=precision), config)
+        model, against, tolerance, tasks, metrics, paper_as, limit, batch_size, device, precision = (
+            opts[k] for k in CONFIG_KEYS)
         if checkpoint is None and not random_init:
             raise UtaBenchError("give --checkpoint PATH (the weights to gate), or --random-init for a smoke test")
-        metrics = [m for item in (metrics or []) for m in str(item).split(",") if m] or None
+        if checkpoint is not None and random_init:
+            raise UtaBenchError("--checkpoint and --random-init exclude each other: gate the weights file, or "
+                                "smoke-test the pipeline with --random-init alone")
+        for where, path in (("--junit", junit), ("--json", json_out)):
+            if path:
+                writable_file(where, path)       # before evaluating: a report we cannot write fails fast
         report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
                            paper_as=paper_as, limit=limit, random_init=random_init,
                            run_kwargs=dict(data_root=data_root, batch_size=batch_size, device=device,
                                            precision=precision, trust_checkpoint=trust_checkpoint))
-        t = Table(title=f"uta-bench check: {model} ({checkpoint or 'random init'}) vs {against}, "
-                        f"tolerance {tolerance} points")
-        for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
-            t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
-        colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
-                  "missing": "dim"}
-        for v in report.verdicts:
-            ci = "-" if v.ci_low is None else f"[{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}]"
-            t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
-                      "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
-                      "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
-                      style=colors.get(v.status))
+        t = verdict_table(report, checkpoint)
         console = Console()
         if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
             console = Console(width=160)
@@ -157,11 +197,16 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                           f"{e['run_key'][:12]} ({describe_key(e['key'])})", highlight=False)
         for e in report.measured:
             console.print(f"measured {e['task']} in run {e['run_id']} (run key {e['run_key'][:12]})", highlight=False)
-        if junit:
-            atomic_write_text(junit, junit_xml(report))
-        if json_out:
-            atomic_write_text(json_out, json.dumps(report.to_dict(), indent=1, default=str))
         n_reg = len(report.regressions)
+        try:
+            if junit:
+                write_output("--junit", junit, junit_xml(report))
+            if json_out:
+                write_output("--json", json_out, json.dumps(report.to_dict(), indent=1, default=str))
+        except UtaBenchError as e:
+            if not n_reg:
+                raise                            # exit 2: the gate passed, only its report is missing
+            console.print(f"[red]error[/red]: {e}")
         if n_reg:
             console.print(f"[bold red]FAIL[/bold red]: {n_reg} regression(s) beyond {tolerance} points and "
                           "beyond noise")

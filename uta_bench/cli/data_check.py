@@ -39,12 +39,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                       r.folder if r.ok else r.message)
         console.print(t)
         bad = [r for r in results if not r.ok]
-        if bad:
+        if bad:                # a data error (exit 2); exit 1 is reserved for a regression found by `check`
             from uta_bench.errors import UtaBenchError
 
-            class NotReady(UtaBenchError):
-                exit_code = 1
-
-            raise NotReady(f"{len(bad)} of {len(results)} tasks not ready: " +
-                           "; ".join(f"{r.task}: {r.message}" for r in bad))
+            raise UtaBenchError(f"{len(bad)} of {len(results)} tasks not ready: " +
+                                "; ".join(f"{r.task}: {r.message}" for r in bad))
         console.print(f"all {len(results)} tasks ready; manifests written")

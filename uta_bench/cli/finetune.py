@@ -5,6 +5,8 @@ from typing import Optional
 
 import typer
 
+from uta_bench.validate import finite
+
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     from uta_bench.cli.main import train_app
@@ -24,13 +26,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Global batch size."),
         accum_steps: Optional[int] = typer.Option(None, "--accum-steps", min=1),
-        lr: Optional[float] = typer.Option(None, "--lr"),
-        layer_decay: Optional[float] = typer.Option(None, "--layer-decay"),
-        warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs"),
-        drop_path: Optional[float] = typer.Option(None, "--drop-path"),
-        smoothing: Optional[float] = typer.Option(None, "--smoothing"),
-        mixup: Optional[float] = typer.Option(None, "--mixup"),
-        cutmix: Optional[float] = typer.Option(None, "--cutmix"),
+        lr: Optional[float] = typer.Option(None, "--lr", min=0.0, callback=finite),
+        layer_decay: Optional[float] = typer.Option(None, "--layer-decay", min=0.0, callback=finite),
+        warmup_epochs: Optional[float] = typer.Option(None, "--warmup-epochs", min=0.0, callback=finite),
+        drop_path: Optional[float] = typer.Option(None, "--drop-path", min=0.0, callback=finite),
+        smoothing: Optional[float] = typer.Option(None, "--smoothing", min=0.0, callback=finite),
+        mixup: Optional[float] = typer.Option(None, "--mixup", min=0.0, callback=finite),
+        cutmix: Optional[float] = typer.Option(None, "--cutmix", min=0.0, callback=finite),
         auto_augment: Optional[str] = typer.Option(None, "--auto-augment", help="timm policy, or 'none'."),
         ema: Optional[bool] = typer.Option(None, "--ema/--no-ema"),
         precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16"),

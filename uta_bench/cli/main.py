@@ -1,5 +1,10 @@
-"""Entry point: builds the typer app from the command modules, installs the log handler
-(``--verbose``) and turns UtaBenchError into ``error: <one line>`` with a non-zero exit code."""
+"""Entry point: builds the typer app from the command modules, installs the log handler (``--verbose``)
+and keeps the exit-code contract.
+
+Exit codes: 0 success (``check``: pass), 1 a regression found by ``check`` (nothing else exits 1),
+2 a usage or data error (one line ``error: ...`` on stderr, never a traceback), 130 interrupted
+(Ctrl-C; re-running the same command resumes from the finished tasks and cached features).
+"""
 from __future__ import annotations
 
 import importlib
@@ -9,8 +14,13 @@ import typer
 
 from uta_bench.errors import UtaBenchError
 
+EXIT_CODES = ("Exit codes: 0 success (check: pass); 1 regression found by `check`; 2 usage or data error "
+              "(one line on stderr); 130 interrupted (re-run the same command to resume).")
+INTERRUPTED = ("interrupted; re-run the same command to resume (finished tasks are in the store and encoded "
+               "images in the feature cache)")
 app = typer.Typer(name="uta-bench", no_args_is_help=True, add_completion=False,
                   help="Evaluate and benchmark UTA / CLIP checkpoints; reproduce the paper's tables.",
+                  epilog=EXIT_CODES,
                   pretty_exceptions_enable=False)
 run_app = typer.Typer(no_args_is_help=True, help="Run an evaluation and write its rows to the results store.")
 app.add_typer(run_app, name="run")
@@ -70,25 +80,78 @@ def build() -> typer.Typer:
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    build()
+def _usage_error(e) -> int:
+    """A typer/click usage error as one line naming the option and what is accepted (the help stays
+    one ``--help`` away); ``uta-bench`` / ``uta-bench run`` without a command still print their help."""
+    from uta_bench.validate import redact
+
+    if type(e).__name__ == "NoArgsIsHelpError":
+        e.show()
+        return e.exit_code
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    msg = " ".join(e.format_message().split())
+    typer.echo(f"error: {redact(msg)}{hint}", err=True)
+    return 2 if e.exit_code not in (0, 2) else e.exit_code
+
+
+def _click_errors() -> tuple:
+    """typer >= 0.29 raises its own (vendored) click classes; older typer raises click's."""
+    classes = [typer.TyperException]
     try:
-        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as the return value
+        import click
+
+        classes.append(click.exceptions.ClickException)
+    except ImportError:  # pragma: no cover - typer 0.29 does not need click
+        pass
+    return tuple(classes)
+
+
+def _aborts() -> tuple:
+    classes = [typer.Abort]
+    try:
+        import click
+
+        classes.append(click.exceptions.Abort)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(classes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from uta_bench.validate import redact
+
+    try:
+        build()
+        # typer.Exit(n) comes back as the return value
+        code = app(args=argv, prog_name="uta-bench", standalone_mode=False)
     except UtaBenchError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {redact(' '.join(str(e).split()))}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
+    except _click_errors() as e:
+        sys.exit(_usage_error(e))
+    except _aborts():
+        typer.echo(INTERRUPTED, err=True)
+        sys.exit(130)
+    except OSError as e:  # a file the user named or a full disk: one line, not a traceback
+        import logging
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+        logging.getLogger(__name__).debug("OSError", exc_info=True)
+        where = f": {e.filename}" if e.filename else ""
+        typer.echo(f"error: {e.strerror or type(e).__name__}{where}", err=True)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - a store that breaks while reading (malformed pages, lost server)
+        if not type(e).__module__.startswith("sqlalchemy"):
+            raise
+        from uta_bench.store import db_message
+
+        typer.echo(f"error: the results store failed: {db_message(e)}", err=True)
+        sys.exit(2)
+    if code == 130:          # typer turns KeyboardInterrupt into Exit(130) before we see it
+        typer.echo(INTERRUPTED, err=True)
     sys.exit(code if type(code) is int else 0)

@@ -5,6 +5,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.validate import finite
+
 
 def _parse_sets(sets: list[str]) -> dict:
     import yaml
@@ -64,7 +66,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def plot_masks_cmd(
         out: str = typer.Option("results/figures/fig3_masks.png", "--out", "-o"),
         grid: int = typer.Option(14, "--grid", min=2, help="Patch grid side (224/16 = 14)."),
-        ratio: float = typer.Option(0.5, "--ratio", min=0.0, max=0.99),
+        ratio: float = typer.Option(0.5, "--ratio", min=0.0, max=0.99, callback=finite),
         n: int = typer.Option(5000, "--n", min=1, help="Masks to average (the paper: 5000)."),
         seed: int = typer.Option(0, "--seed"),
     ):

@@ -37,8 +37,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.distributed import current
         from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
+        from uta_bench.errors import UtaBenchError
+        from uta_bench.validate import string_list
+
         console = Console()
-        tasks = [t for item in tasks for t in item.split(",") if t]
+        tasks = string_list("--tasks", tasks)
+        if not tasks:
+            raise UtaBenchError("--tasks names no task; give task names, suites (zeroshot), card .yaml files or "
+                                "ImageFolder paths, separated by commas")
+        if checkpoint is not None and random_init:
+            raise UtaBenchError("--checkpoint and --random-init exclude each other: evaluate the weights file, or "
+                                "smoke-test the pipeline with --random-init alone")
 
         def report(card, metrics):
             txt = "  ".join(f"{m.metric}={100 * m.value:.2f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]"

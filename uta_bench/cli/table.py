@@ -65,9 +65,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                 wanted = paper_tables_with_runs(comparison)
         grids = [build_grid(t, comparison) for t in (wanted or PAPER_TABLES)]
         if output:
-            from uta_bench.paths import atomic_write_text
+            from uta_bench.validate import write_output
 
-            atomic_write_text(output, render(grids, fmt))
+            write_output("--output", output, render(grids, fmt))
             typer.echo(f"wrote {output}")
         elif fmt == "rich":
             print_rich(grids)

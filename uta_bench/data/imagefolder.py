@@ -61,8 +61,15 @@ def _is_image(name: str) -> bool:
 
 def _scan(root: Path, class_dirs: list[str]) -> tuple[list[str], list[int]]:
     files, labels = [], []
+    st = os.stat(root)
+    seen = {(st.st_dev, st.st_ino)}    # symlinked folders are followed, each real folder once (no loops)
     for i, d in enumerate(class_dirs):
         for dirpath, dirnames, names in os.walk(root / d, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
             dirnames.sort()
             for n in sorted(names):
                 if _is_image(n):

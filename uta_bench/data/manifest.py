@@ -131,13 +131,24 @@ def _previous_entries(mpath: Path, root: Path) -> dict:
     return {}
 
 
-def write_content_manifest(data, card, do_hash: bool = True, progress: bool = True) -> Path:
-    """Hash ``data``'s files (re-using unchanged entries) and write the task's manifest atomically."""
+def write_content_manifest(data, card, do_hash: bool = True, progress: bool = True,
+                           verify=None) -> tuple[Path, list]:
+    """Hash ``data``'s files (re-using unchanged entries) and write the task's manifest atomically.
+
+    ``verify(skip)``, when given, decodes the samples (files in ``skip`` - unchanged and verified by the
+    previous check - are trusted) and returns ``[(name, reason, file)]`` of those that do not decode; each
+    entry records whether its file verified. Returns the manifest path and that list."""
     quick = quick_manifest(data)
     files = [name for name, _ in manifest_files(data)]
     mpath = manifest_path(card.task)
     previous = _previous_entries(mpath, data.root)
     entries = hash_files(data.root, files, previous, progress, f"hash {card.task}") if do_hash else []
+    bad = []
+    if verify is not None:
+        verified = {e["name"] for e in previous.values() if e.get("verified")} if do_hash else set()
+        bad = verify({e["name"] for e in entries if e is previous.get(e["name"])} & verified)
+        unreadable = {file for _, _, file in bad}
+        entries = [{**e, "verified": e["name"] not in unreadable} for e in entries]
     content = None
     if do_hash:
         h = hashlib.sha256(quick.encode())
@@ -149,4 +160,4 @@ def write_content_manifest(data, card, do_hash: bool = True, progress: bool = Tr
         "task": card.task, "task_version": card.version, "root": str(data.root), "format": data.fmt,
         "n_samples": len(data), "n_captions": ncap, "quick": quick, "content_sha256": content, "files": entries},
         indent=1))
-    return mpath
+    return mpath, bad

@@ -130,8 +130,18 @@ def _encode_batches(loaded, tokens: torch.Tensor, n_templates: int, batch_size: 
 def _write(path: Path, weights: torch.Tensor, classnames) -> None:
     from safetensors.torch import save
 
-    data = save({"weights": weights}, metadata={"num_classes": str(len(classnames))})
-    atomic_write_bytes(path, data)
+    write_cache_entry(path, save({"weights": weights}, metadata={"num_classes": str(len(classnames))}))
+
+
+def write_cache_entry(path: Path, data: bytes) -> None:
+    """Atomically write a text-feature cache entry; a read-only or full cache is a warning, not lost work."""
+    import logging
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        logging.getLogger(__name__).warning("cannot write the text cache %s (%s); going on without "
+                                            "caching", path.parent, e.strerror or e)
 
 
 def _read(path: Path) -> torch.Tensor | None:

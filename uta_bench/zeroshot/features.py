@@ -56,6 +56,8 @@ class ImageRefs(torch.utils.data.Dataset):
             with Image.open(src) as im:
                 img = im.convert("RGB")
             return self.transform(img), idx, ""
+        except Image.UnidentifiedImageError:
+            return None, idx, "not an image PIL can read (empty or corrupt file)"
         except Exception as e:  # noqa: BLE001 - any decode/transform failure is a bad image
             return None, idx, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
@@ -93,15 +95,56 @@ def _read_chunk(path: Path):
         return None
 
 
-def _write_chunk(path: Path, feats, index, bad) -> None:
+def _write_chunk(path: Path, feats, index, bad) -> bool:
+    """Write one cache chunk; a failure (full disk) is a warning and the run goes on uncached."""
     from safetensors.torch import save
 
-    atomic_write_bytes(path, save({"feats": feats.contiguous(), "index": index.contiguous()},
-                                  metadata={"bad": json.dumps(bad)}))
+    try:
+        atomic_write_bytes(path, save({"feats": feats.contiguous(), "index": index.contiguous()},
+                                      metadata={"bad": json.dumps(bad)}))
+        return True
+    except OSError as e:
+        log.warning("cannot write the feature cache %s (%s); going on without caching (a re-run "
+                    "encodes these images again)", path.parent, e.strerror or e)
+        return False
+
+
+def cache_writable(key: str) -> bool:
+    """Probe the cache folder of ``key`` before encoding anything: a read-only or missing
+    $UTA_BENCH_HOME is a warning up front, not a traceback after every image has been encoded."""
+    import tempfile
+
+    try:
+        d = _chunk_path(key, 0, 0).parent
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+        return True
+    except OSError as e:
+        log.warning("the feature cache under %s is not writable (%s); encoding without caching "
+                    "(set UTA_BENCH_HOME to a writable folder to cache features)", cache_root_safe(),
+                    e.strerror or e)
+        return False
+
+
+def cache_root_safe() -> str:
+    try:
+        return str(cache_root())
+    except OSError:
+        import os
+
+        return os.environ.get("UTA_BENCH_HOME", "~/.cache/uta-bench")
 
 
 def _bad_error(name: str, err: str) -> UtaBenchError:
     return UtaBenchError(f"cannot read image {name} ({err}); fix or remove it, or pass --on-bad-image skip")
+
+
+def _report_skipped(label: str, bad: list, n: int, first: int = 3) -> None:
+    names = "; ".join(f"{name} ({err})" for _, name, err in bad[:first])
+    more = f"; and {len(bad) - first} more (all listed in the run's extra_json)" if len(bad) > first else ""
+    log.warning("%s: skipped %d of %d unreadable images (--on-bad-image skip): %s%s",
+                label, len(bad), n, names, more)
 
 
 @torch.no_grad()
@@ -119,13 +162,14 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
     n = len(refs) if n is None else min(n, len(refs))
     chunks = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
     mine = chunks[dist.rank::dist.world]
+    write_cache = use_cache and bool(mine) and cache_writable(key)
     results, computed, t0 = [], 0, time.perf_counter()
     todo = sum(e - s for s, e in mine)
     with progress_bar(progress and dist.main, todo, label, "img") as advance:
         pending = []
         for s, e in mine:
-            path = _chunk_path(key, s, e)
-            hit = _read_chunk(path) if use_cache and path.is_file() else None
+            path = _chunk_path(key, s, e) if use_cache else None
+            hit = _read_chunk(path) if path is not None and path.is_file() else None
             if hit is not None:
                 results.append((s, *hit))
                 advance(e - s)
@@ -152,8 +196,8 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
             computed += seen
             f = torch.cat(feats) if feats else torch.empty(0, 0)
             ix = torch.cat(index) if index else torch.empty(0, dtype=torch.long)
-            if use_cache and not (bad and on_bad_image == "fail"):
-                _write_chunk(_chunk_path(key, s, e), f, ix, bad)
+            if write_cache and not (bad and on_bad_image == "fail"):
+                write_cache = _write_chunk(_chunk_path(key, s, e), f, ix, bad)
             results.append((s, f, ix, bad))
         del it
     results.sort(key=lambda r: r[0])
@@ -165,6 +209,11 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
     bad = [tuple(b) for p in parts for b in p[3]]
     if bad and on_bad_image == "fail":
         raise _bad_error(bad[0][1], bad[0][2])
+    if n and len(bad) >= n:
+        raise UtaBenchError(f"{label}: none of the {n} images could be read (first: {bad[0][1]}: {bad[0][2]}); "
+                            "nothing to evaluate - check the data folder (`uta-bench data check`)")
+    if bad and dist.main:
+        _report_skipped(label, bad, n)
     nonempty = [p for p in parts if p[1].numel()]
     feats = torch.cat([p[1] for p in nonempty]) if nonempty else torch.empty(0, 0)
     index = torch.cat([p[2] for p in nonempty]) if nonempty else torch.empty(0, dtype=torch.long)

@@ -26,8 +26,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached under
     ``model_id``, default :func:`~uta_bench.models.loader.model_identity`)."""
     from uta_bench.models.loader import model_identity
-    from uta_bench.paths import atomic_write_bytes
-    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts
+    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts, write_cache_entry
 
     payload = json.dumps({"model": model_id or model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
@@ -46,7 +45,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
     if use_cache:
         from safetensors.torch import save
 
-        atomic_write_bytes(path, save({"feats": out.contiguous()}))
+        write_cache_entry(path, save({"feats": out.contiguous()}))
     return out
 
 

@@ -73,9 +73,15 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     from uta_bench.distributed import setup
     from uta_bench.models.loader import load_model
 
-    if cfg.on_bad_image not in ("fail", "skip"):
-        raise UtaBenchError(f"--on-bad-image must be fail or skip, not {cfg.on_bad_image!r}")
+    from uta_bench import validate as V
+
+    V.choice("--on-bad-image", cfg.on_bad_image, ("fail", "skip"))
+    V.integer("--batch-size", cfg.batch_size, minimum=1)
+    V.integer("--limit", cfg.limit, minimum=1, optional=True)
+    V.device("--device", cfg.device)   # before the model loads: `cuda` without a GPU fails in a second
     cards = _cards(cfg.tasks)           # resolve names before any heavy work: typos fail fast
+    if not cards:
+        raise UtaBenchError("no task to run; give task names, suites, card .yaml files or ImageFolder paths")
     import torch
 
     dist, device = setup(cfg.device)
@@ -93,7 +99,6 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
     ("loaded", e.g. a student being pre-trained) without a weights file is keyed by its parameter digest."""
     from uta_bench.distributed import broadcast, current
     from uta_bench.zeroshot import tasks as T
-    from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo
 
@@ -122,10 +127,31 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
             raise UtaBenchError(f"task {card.task}: cannot run a {card.type} card")
         if res is None:            # non-zero ranks: rank 0 writes
             continue
-        save_predictions(store, run.run_id, card.task, res.predictions)
-        paper = {"table": (card.paper or {}).get("table"), "row": None} if card.paper else None
-        store.write_task(run, card.task, res.metrics, task_version=card.version, dataset_manifest=res.manifest,
-                         paper=paper, extra=res.extra)
+        _write_task(store, run, card, res)
         if on_task:
             on_task(card, res.metrics)
     return run.run_id
+
+
+def _write_task(store, run, card: TaskCard, res) -> None:
+    """Rows and predictions of one task commit together or not at all: the predictions are saved inside
+    the rows' transaction and removed again when the commit fails (no predictions/<run_id>/ orphans)."""
+    from uta_bench.predictions import remove_predictions, save_predictions
+
+    saved = []
+
+    def save():
+        try:
+            saved.append(save_predictions(store, run.run_id, card.task, res.predictions))
+        except OSError as e:
+            raise UtaBenchError(f"cannot save the predictions of task {card.task} ({e.strerror or e}: "
+                                f"{e.filename or ''}); nothing of this task was written") from None
+
+    paper = {"table": (card.paper or {}).get("table"), "row": None} if card.paper else None
+    try:
+        store.write_task(run, card.task, res.metrics, task_version=card.version, dataset_manifest=res.manifest,
+                         paper=paper, extra=res.extra, before_commit=save)
+    except BaseException:
+        for path in saved:
+            remove_predictions(path)
+        raise

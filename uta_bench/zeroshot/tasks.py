@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from uta_bench.errors import UtaBenchError
-from uta_bench.taskcards import TaskCard
+from uta_bench.taskcards import TaskCard, check_topk
 
 
 @dataclass
@@ -43,6 +43,8 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     names = classnames(card.classes, data.data_classnames)
     temps = prompts.templates(card.templates, data.data_templates)
     subset = check_classes(card, data, names)          # the same checks as `uta-bench data check`
+    n_eff = len(subset) if subset is not None else len(names)
+    check_topk(card.metrics, n_eff, card.source or card.task)     # before encoding any image
     manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
