@@ -38,6 +38,8 @@ class Verdict:
     noise: str = ""                      # how the CI was obtained
     baseline_ref: str = ""               # paper cell / run id
     candidate_run: str = ""
+    fraction_used: float | None = None   # --sequential: share of the task's images read before the verdict
+    n_used: int | None = None
 
 
 @dataclass
@@ -48,6 +50,7 @@ class CheckReport:
     tolerance: float                     # points
     verdicts: list = field(default_factory=list)
     candidate_runs: list = field(default_factory=list)
+    sequential: dict | None = None       # --sequential: level, alpha sharing, order seed, run id
 
     @property
     def regressions(self) -> list[Verdict]:

@@ -33,14 +33,12 @@ def _timed(times: dict, key: str, t0: float) -> float:
     return now
 
 
-def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
+def classification_inputs(card: TaskCard, root):
+    """(task data, class names, templates, class subset or None) of a classification card, validated."""
     from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
     from uta_bench.data.resolve import load_task_data
     from uta_bench.evaluation import prompts
-    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
-    from uta_bench.zeroshot import build_classifier
 
-    times, t0 = {}, time.perf_counter()
     subset = subset_indices(card.class_subset)
     eff_ids = None
     if card.classes in IMAGENET_CLASSES:
@@ -62,6 +60,15 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     bad_label = next((lab for lab in data.labels if not 0 <= lab < n_eff), None)
     if bad_label is not None:
         raise UtaBenchError(f"{data.root}: label {bad_label} outside the task's {n_eff} classes")
+    return data, names, temps, subset
+
+
+def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
+    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
+    from uta_bench.zeroshot import build_classifier
+
+    times, t0 = {}, time.perf_counter()
+    data, names, temps, subset = classification_inputs(card, root)
     manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
