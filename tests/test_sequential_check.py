@@ -118,3 +118,61 @@ def test_sequential_check_needs_a_run_baseline(demo_env, capsys, monkeypatch):
     code, out = cli(capsys, "check", "--model", "uta_demo", "--checkpoint", str(good), "--tasks", "seq_demo",
                     "--store", f"sqlite:///{tmp / 'other.db'}", "--sequential")
     assert code == 2 and "--against RUN_ID or MODEL" in out
+
+
+def test_telescoped_capital_equals_the_per_sample_wor_martingale():
+    """B_j - A_j m from chunk counts == sum_t lam_t (X_t - mu_t(m)) - penalties, written per sample from
+    Waudby-Smith & Ramdas (2020): mu_t(m) = (N m - S_{t-1}) / (N - t + 1), lam_t = c_k / (N - t)."""
+    from uta_bench.sequential import LAMBDAS, CSState, psi_e
+
+    rng = np.random.default_rng(3)
+    n = 400
+    d = rng.choice([-1, 0, 1], size=n, p=[0.2, 0.7, 0.1])
+    x = (d + 1) / 2
+    st = CSState(n, 0.05)
+    ends = chunk_ends(n)[:-1]
+    lin = {m: np.zeros(len(LAMBDAS)) for m in (0.3, 0.45, 0.5)}
+    pen = np.zeros(len(LAMBDAS))
+    t0 = 0
+    for end in ends:
+        xhat = (0.5 + x[:t0].sum()) / (t0 + 1)
+        g = LAMBDAS / xhat                       # lower side: bets g / h with h = xhat
+        for t in range(t0 + 1, end + 1):         # 1-based sample index
+            lam_t = g * (n - end) / (n - t)
+            for m in lin:
+                mu_t = (n * m - x[:t - 1].sum()) / (n - t + 1)
+                lin[m] += lam_t * (x[t - 1] - mu_t)
+            pen += psi_e(LAMBDAS) / xhat ** 2 * (x[t - 1] - xhat) ** 2
+        c = x[t0:end]
+        st.update(int((c == 1).sum()), int((c == 0.5).sum()), int((c == 0).sum()))
+        t0 = end
+    for m, lin_m in lin.items():
+        np.testing.assert_allclose(st.b["lo"][0] - st.a["lo"][0] * m, lin_m - pen, rtol=1e-9, atol=1e-9)
+
+
+def test_confidence_sequence_covers_at_its_level_whenever_it_stops():
+    """Explicit random permutations of a small population (not the hypergeometric shortcut): the CS misses the
+    full-set mean at SOME chunk in at most its level (per side), with a generous per-side level so a broken
+    construction (e.g. no without-replacement correction, which over-covers, or a wrong sign) shows up."""
+    rng = np.random.default_rng(7)
+    n, reps, a_side = 300, 4000, 0.1
+    pop = np.array([1] * 30 + [-1] * 60 + [0] * 210)
+    mu = pop.mean()
+    d = np.stack([rng.permutation(pop) for _ in range(reps)])
+    task = SequentialTask(n, 0.005, a_side, reps)
+    miss_lo = np.zeros(reps, bool)
+    miss_hi = np.zeros(reps, bool)
+    t = 0
+    widths = []
+    for end in chunk_ends(n)[:-1]:
+        c = d[:, t:end]
+        t = end
+        task.observe((c == 1).sum(1), (c == 0).sum(1), (c == -1).sum(1))
+        lo, hi = task.state.bounds()
+        miss_lo |= lo > mu + 1e-12
+        miss_hi |= hi < mu - 1e-12
+        widths.append(float(np.mean(hi - lo)))
+    assert miss_lo.mean() <= a_side and miss_hi.mean() <= a_side, (miss_lo.mean(), miss_hi.mean())
+    assert widths[-1] < 0.5 * widths[0]          # and it does shrink
+    assert alpha_per_side(0.05, 6, "bonferroni") == pytest.approx(0.05 / 12)
+    assert alpha_per_side(0.05, 6) == pytest.approx(0.025)
