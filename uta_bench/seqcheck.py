@@ -187,6 +187,9 @@ def sequential_check(store, model: str, checkpoint: str | None, against: str, to
                     pretrained=not random_init, **{k: v for k, v in kw.items() if k in RunConfig.__dataclass_fields__})
     loaded = load_model(model, checkpoint=checkpoint, device=cfg.device, precision=cfg.precision,
                         trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
+    from uta_bench.models.precision import prepare_for_inference
+
+    prepare_for_inference(loaded)
     run_id = "seq-" + new_run_id()
     report = CheckReport(model, checkpoint, against, tolerance)
     report.candidate_runs = [run_id]
