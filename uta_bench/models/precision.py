@@ -27,13 +27,16 @@ def cast_matmul_weights(model, dtype) -> int:
     """Store the weights of Linear / Conv layers in ``dtype`` once (returns how many tensors were cast).
 
     Under CPU autocast these layers run in ``dtype`` anyway: autocast casts their fp32 weights again on
-    every call. Casting them once at load gives the same numbers without the per-call casts; norms,
-    embeddings, biases of other modules and everything autocast keeps in fp32 stay fp32."""
+    every call. Casting them once at load runs the same bf16 matmuls without the per-call casts (oneDNN
+    may pick another kernel for some shapes, so results agree at bf16 resolution, not bit for bit); norms,
+    embeddings, attention modules (nn.MultiheadAttention) and everything autocast keeps in fp32 stay fp32."""
     import torch
 
     n = 0
+    # nn.MultiheadAttention picks its kernel from its parameters' dtypes: leave it as it is
+    skip = {id(m.out_proj) for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)}
     for mod in model.modules():
-        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)) and id(mod) not in skip:
             for name in ("weight", "bias"):
                 p = getattr(mod, name, None)
                 if p is not None and p.dtype == torch.float32:
@@ -43,7 +46,7 @@ def cast_matmul_weights(model, dtype) -> int:
 
 
 def prepare_for_inference(loaded) -> None:
-    """bf16 on CPU: store Linear/Conv weights in bf16 once (same numbers as autocast, fewer casts).
+    """bf16 on CPU: store Linear/Conv weights in bf16 once (the bf16 matmuls autocast runs, fewer casts).
 
     Only for evaluation-only models (the zero-shot runner, `check --sequential`): training and export
     paths keep their fp32 weights."""
