@@ -51,7 +51,7 @@ The full-set stage adds no false regression (delta is exact there and `decide` n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
