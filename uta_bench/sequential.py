@@ -88,7 +88,7 @@ class CSState:
     inverts their average (a mixture of supermartingales is one). Kept in the X = (D + 1) / 2 scale;
     :meth:`bounds` returns the D scale."""
     n_total: int
-    alpha_side: float                 # level per side for this task (alpha / (2K))
+    alpha_side: float                 # level per side for this task (see alpha_per_side)
     reps: int = 1
     t: int = 0
 
