@@ -42,6 +42,8 @@ class Verdict:
     noise: str = ""                      # how the CI was obtained
     baseline_ref: str = ""               # paper cell / run id
     candidate_run: str = ""
+    fraction_used: float | None = None   # --sequential: share of the task's images read before the verdict
+    n_used: int | None = None
 
 
 @dataclass
@@ -54,6 +56,7 @@ class CheckReport:
     candidate_runs: list = field(default_factory=list)
     reused: list = field(default_factory=list)      # [{task, reason, run_id, row_ids, run_key, key}] from the store
     measured: list = field(default_factory=list)    # [{task, reason, run_id, row_ids, run_key, key}] evaluated now
+    sequential: dict | None = None       # --sequential: level, alpha sharing, order seed, run id
 
     @property
     def regressions(self) -> list[Verdict]:

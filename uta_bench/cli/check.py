@@ -20,9 +20,14 @@ def junit_xml(report) -> str:
     props = ET.SubElement(suite, "properties")
     for k in ("model", "checkpoint", "against", "tolerance"):
         ET.SubElement(props, "property", name=k, value=str(getattr(report, k)))
+    for k, val in (report.sequential or {}).items():
+        ET.SubElement(props, "property", name=f"sequential.{k}", value=str(val))
     for v in report.verdicts:
         tc = ET.SubElement(suite, "testcase", classname=f"uta_bench.check.{report.model}",
                            name=f"{v.task}/{v.metric}", time="0")
+        if v.fraction_used is not None:
+            ET.SubElement(ET.SubElement(tc, "properties"), "property", name="fraction_used",
+                          value=f"{v.fraction_used:.6f}")
         msg = describe(v, report.tolerance)
         if v.status == "regression":
             ET.SubElement(tc, "failure", message=msg, type="regression").text = msg
@@ -42,8 +47,9 @@ def describe(v, tolerance: float) -> str:
     if v.status == "missing":
         return f"{v.task}/{v.metric}: no baseline ({v.baseline_ref or 'none'})"
     ci = "" if v.ci_low is None else f", 95% CI [{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] ({v.noise})"
+    used = "" if v.fraction_used is None else f", {100 * v.fraction_used:.1f}% of images used ({v.n_used})"
     return (f"{v.task}/{v.metric}: {v.status}: candidate {_pct(v.candidate)} vs baseline {_pct(v.baseline)} "
-            f"({v.baseline_ref}), delta {100 * v.delta:+.2f} points{ci}, tolerance {tolerance} points")
+            f"({v.baseline_ref}), delta {100 * v.delta:+.2f} points{ci}, tolerance {tolerance} points{used}")
 
 
 def describe_key(key: dict) -> str:
@@ -114,13 +120,14 @@ def resolve_options(cli: dict, config: str | None) -> dict:
     return out
 
 
-def verdict_table(report, checkpoint):
-    """The rich table of verdicts printed by `check`."""
+def verdict_table(report, checkpoint, sequential: bool = False):
+    """The rich table of verdicts printed by `check` (``sequential``: with the fraction of images used)."""
     from rich.table import Table
 
     t = Table(title=f"uta-bench check: {report.model} ({checkpoint or 'random init'}) vs {report.against}, "
                     f"tolerance {report.tolerance} points")
-    for col in ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict"):
+    cols = ("task", "metric", "baseline", "candidate", "delta", "95% CI of delta", "p", "verdict")
+    for col in cols + (("images used",) if sequential else ()):
         t.add_column(col, justify="left" if col in ("task", "metric", "verdict") else "right")
     colors = {"regression": "bold red", "noise": "yellow", "improved": "green", "pass": "green",
               "missing": "dim"}
@@ -129,7 +136,7 @@ def verdict_table(report, checkpoint):
         t.add_row(v.task, v.metric, _pct(v.baseline), _pct(v.candidate),
                   "-" if v.delta is None else f"{100 * v.delta:+.2f}", ci,
                   "-" if v.p_value is None else f"{v.p_value:.3g}", v.status.upper(),
-                  style=colors.get(v.status))
+                  *((f"{100 * v.fraction_used:.1f}%",) if sequential else ()), style=colors.get(v.status))
     return t
 
 
@@ -159,6 +166,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="No weights (pipeline smoke tests)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
+        sequential: bool = typer.Option(False, "--sequential",
+                                        help="Stop each task early once an anytime-valid CS decides "
+                                             "(needs --against RUN_ID|MODEL with saved predictions)."),
+        alpha: float = typer.Option(0.05, "--alpha", help="--sequential: level of each task's CS."),
+        alpha_sharing: str = typer.Option("per-task", "--alpha-sharing",
+                                          help="--sequential: per-task | bonferroni (alpha/K per task)."),
+        order_seed: int = typer.Option(0, "--order-seed", help="--sequential: seed of the sampling order."),
     ):
         """Evaluate (or re-use cached results of) a checkpoint and gate it against a baseline."""
         import json
@@ -180,14 +194,25 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if checkpoint is not None and random_init:
             raise UtaBenchError("--checkpoint and --random-init exclude each other: gate the weights file, or "
                                 "smoke-test the pipeline with --random-init alone")
+        if not 0.0 < alpha < 1.0:
+            raise UtaBenchError(f"--alpha must be in (0, 1), got {alpha!r}")
+        if alpha_sharing not in ("per-task", "bonferroni"):
+            raise UtaBenchError(f"--alpha-sharing must be per-task or bonferroni, got {alpha_sharing!r}")
         for where, path in (("--junit", junit), ("--json", json_out)):
             if path:
                 writable_file(where, path)       # before evaluating: a report we cannot write fails fast
-        report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
-                           paper_as=paper_as, limit=limit, random_init=random_init,
-                           run_kwargs=dict(data_root=data_root, batch_size=batch_size, device=device,
-                                           precision=precision, trust_checkpoint=trust_checkpoint))
-        t = verdict_table(report, checkpoint)
+        run_kwargs = dict(data_root=data_root, batch_size=batch_size, device=device, precision=precision,
+                          trust_checkpoint=trust_checkpoint)
+        if sequential:
+            from uta_bench.seqcheck import sequential_check
+
+            report = sequential_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks,
+                                      alpha=alpha, sharing=alpha_sharing, seed=order_seed,
+                                      random_init=random_init, run_kwargs=run_kwargs)
+        else:
+            report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
+                               paper_as=paper_as, limit=limit, random_init=random_init, run_kwargs=run_kwargs)
+        t = verdict_table(report, checkpoint, sequential)
         console = Console()
         if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
             console = Console(width=160)

@@ -88,6 +88,9 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     torch.manual_seed(cfg.seed)
     loaded = load_model(cfg.model, checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                         trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
+    from uta_bench.models.precision import prepare_for_inference
+
+    prepare_for_inference(loaded)
     return evaluate_loaded(loaded, cards, cfg, on_task=on_task, model_name=cfg.model, init=run_init(cfg))
 
 

@@ -31,20 +31,28 @@ def _timed(times: dict, key: str, t0: float) -> float:
     return now
 
 
-def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
+def classification_inputs(card: TaskCard, root):
+    """(task data, class names, templates, class subset or None) of a classification card, validated
+    (the same class checks as `uta-bench data check`, and the card's top-k against the class count)."""
     from uta_bench.data.classes import check_classes, classnames, effective_wnids
     from uta_bench.data.resolve import load_task_data
     from uta_bench.zeroshot import prompts
+
+    data = load_task_data(card, root, effective_wnids(card))
+    names = classnames(card.classes, data.data_classnames)
+    temps = prompts.templates(card.templates, data.data_templates)
+    subset = check_classes(card, data, names)
+    n_eff = len(subset) if subset is not None else len(names)
+    check_topk(card.metrics, n_eff, card.source or card.task)     # before encoding any image
+    return data, names, temps, subset
+
+
+def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
     from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
     from uta_bench.zeroshot.classifier import build_classifier
 
     times, t0 = {}, time.perf_counter()
-    data = load_task_data(card, root, effective_wnids(card))
-    names = classnames(card.classes, data.data_classnames)
-    temps = prompts.templates(card.templates, data.data_templates)
-    subset = check_classes(card, data, names)          # the same checks as `uta-bench data check`
-    n_eff = len(subset) if subset is not None else len(names)
-    check_topk(card.metrics, n_eff, card.source or card.task)     # before encoding any image
+    data, names, temps, subset = classification_inputs(card, root)
     manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
