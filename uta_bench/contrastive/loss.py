@@ -24,6 +24,11 @@ def make_clip_loss(rank: int, world_size: int):
                     world_size=world_size)
 
 
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Autocast features (bf16/fp16) to fp32 for the loss; fp32/fp64 stay as they are."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _no_sync(model, last: bool):
     """DDP: all-reduce gradients once, on the last backward of the step."""
     if last or not hasattr(model, "no_sync"):
@@ -42,7 +47,7 @@ def accumulated_backward(model, loss_fn, micro_batches, *, logit_scale: float, a
         images, tokens = micro_batches[0]
         with autocast():
             img, txt = model(images, tokens)
-        loss = loss_fn(img.float(), txt.float(), logit_scale)
+        loss = loss_fn(_full(img), _full(txt), logit_scale)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         return float(loss.detach())
     cached_img, cached_txt = [], []
@@ -50,15 +55,15 @@ def accumulated_backward(model, loss_fn, micro_batches, *, logit_scale: float, a
         for images, tokens in micro_batches:
             with autocast():
                 img, txt = model(images, tokens)
-            cached_img.append(img.float())
-            cached_txt.append(txt.float())
+            cached_img.append(_full(img))
+            cached_txt.append(_full(txt))
     value = None
     for j, (images, tokens) in enumerate(micro_batches):
         with _no_sync(model, last=j == n - 1):
             with autocast():
                 img, txt = model(images, tokens)
-            all_img = torch.cat(cached_img[:j] + [img.float()] + cached_img[j + 1:])
-            all_txt = torch.cat(cached_txt[:j] + [txt.float()] + cached_txt[j + 1:])
+            all_img = torch.cat(cached_img[:j] + [_full(img)] + cached_img[j + 1:])
+            all_txt = torch.cat(cached_txt[:j] + [_full(txt)] + cached_txt[j + 1:])
             loss = loss_fn(all_img, all_txt, logit_scale)
             (scaler.scale(loss) if scaler is not None else loss).backward()
         value = float(loss.detach()) if value is None else value
