@@ -15,7 +15,7 @@ class ContrastiveConfig:
     description: str = ""
     # model: target architecture (key of uta_bench.models.uta.UTA_ARCHS) and where each tower comes from
     arch: str = "uta_base_p16"
-    vision_init: dict = field(default_factory=dict)    # {model: card} | {checkpoint: file or pretrain dir, arch: src arch}
+    vision_init: dict = field(default_factory=dict)    # {model: card[, checkpoint]} | {checkpoint: file or pretrain dir}
     text_init: dict = field(default_factory=dict)      # {model: card, checkpoint: file} (EVA-01-CLIP-g/14-plus text)
     trust_checkpoint: bool = False
     # data: webdataset shards of .jpg/.txt pairs (DataComp's layout)
@@ -119,10 +119,10 @@ def _validate(cfg: ContrastiveConfig, source: str) -> None:
         if not (init.get("model") or init.get("checkpoint")):
             raise UtaBenchError(f"recipe {source}: field '{key}' needs 'model' (a registered card) and/or "
                                 "'checkpoint' (a file in the released UTA layout)")
-        bad = sorted(set(init) - {"model", "checkpoint", "arch", "pretrained"})
+        bad = sorted(set(init) - {"model", "checkpoint", "pretrained"})
         if bad:
             raise UtaBenchError(f"recipe {source}: field '{key}' has unknown key '{bad[0]}' "
-                                "(model, checkpoint, arch, pretrained)")
+                                "(model, checkpoint, pretrained)")
 
 
 def find_recipe(path: str | Path) -> Path:
