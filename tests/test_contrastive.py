@@ -167,3 +167,29 @@ def test_bad_recipes_and_worlds_fail_with_one_line(tmp_path):
     with pytest.raises(UtaBenchError, match="not found"):
         load_recipe("no_such_recipe")
     assert cfg.accum_steps(1) == 4 and cfg.total_steps == math.ceil(cfg.samples / cfg.global_batch_size)
+
+
+def test_corrupt_sample_is_logged_and_replaced(tmp_path, caplog):
+    import webdataset as wds
+
+    _shards(tmp_path, n=20, per_shard=10)
+    with wds.TarWriter(str(tmp_path / "shards" / "shard-00002.tar")) as w:   # a third shard: 1 bad of 10
+        for i in range(10):
+            jpg = b"not a jpeg" if i == 3 else _jpeg()
+            w.write({"__key__": f"bad{i:03d}", "jpg": jpg, "txt": f"third {i}"})
+    streams = _streams(tmp_path, streams=1, batch=30)
+    with caplog.at_level("WARNING"):
+        imgs, texts = streams.next_batch()
+    assert len(texts) == 30 and imgs.shape[0] == 30 and streams.skipped == 1
+    assert "third 3" not in texts and "skipping sample bad003" in caplog.text
+    assert {f"third {i}" for i in range(10) if i != 3} <= set(texts)
+
+
+def _jpeg():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(buf, "JPEG")
+    return buf.getvalue()

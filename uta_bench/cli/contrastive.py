@@ -41,6 +41,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         console = Console()
         res = train_contrastive(cfg, resume=resume, stop_after=stop_after, progress=True, on_log=lambda r: console.log(
             f"step {r['step']} lr {r['lr']:.2e} loss {r['loss']:.4f}"))
+        import os
+
+        if os.environ.get("RANK", "0") != "0":
+            return
         if res.exported:
             console.print(f"wrote {res.exported}: evaluate with `uta-bench run zeroshot --model <uta card of "
                           f"{cfg.arch}> --checkpoint {res.exported}`")

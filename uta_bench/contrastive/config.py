@@ -23,6 +23,7 @@ class ContrastiveConfig:
     data_streams: int = 1                              # independent shard streams; a multiple of the world size
     image_key: str = "jpg"
     text_key: str = "txt"
+    decode_threads: int = 8                            # JPEG decode + augment threads (0: inline)
     crop_scale: tuple = (0.9, 1.0)                     # RandomResizedCrop scale (open_clip's training default)
     # length: samples seen (Table 1's "# I-T pairs")
     samples: int = 0

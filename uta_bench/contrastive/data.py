@@ -56,7 +56,7 @@ class ImageTextSample:
                                 f".{self.text_key} member; shards must hold image-text pairs (DataComp layout)")
         img = Image.open(io.BytesIO(sample[self.image_key])).convert("RGB")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)     # CPU only (torch.manual_seed also seeds lazy devices)
             box = self.T.RandomResizedCrop.get_params(img, scale=self.scale, ratio=(3 / 4, 4 / 3))
         img = self.T.functional.resized_crop(img, *box, [self.size, self.size],
                                              interpolation=self.T.InterpolationMode.BICUBIC)
@@ -116,7 +116,7 @@ class PairStreams:
     """The streams of process ``rank``: ``next_batch()`` -> (images [n,3,H,W], captions list)."""
 
     def __init__(self, spec: str, *, n_streams: int, global_batch: int, rank: int, world_size: int, seed: int,
-                 sample: ImageTextSample, position: dict | None = None):
+                 sample: ImageTextSample, position: dict | None = None, decode_threads: int = 0):
         shards = expand_shards(spec)
         if len(shards) < n_streams:
             raise UtaBenchError(f"{len(shards)} shards in {spec!r} but data_streams is {n_streams}; "
@@ -126,18 +126,44 @@ class PairStreams:
             raise UtaBenchError(f"resume state has {len(saved)} data streams, the recipe {n_streams}; "
                                 "resume with the recipe's original data_streams")
         self.per_stream = global_batch // n_streams
-        self.sample = sample
+        self.sample, self.skipped = sample, 0
+        if decode_threads > 0:      # PIL decodes without the GIL; order and seeds are fixed beforehand
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        else:
+            self.pool = None
         self.streams = [_Stream(s, n_streams, shards, seed, saved[s] if saved else None)
                         for s in range(rank, n_streams, world_size)]
 
     def next_batch(self) -> tuple[torch.Tensor, list[str]]:
-        images, texts = [], []
+        """``global_batch / S`` decoded pairs from each of this process's streams, in stream order.
+
+        A sample that does not decode (corrupt image, missing .jpg/.txt) is logged and replaced by the
+        stream's next one: deterministic, so a resumed run skips the same samples."""
+        pairs = []
         for st in self.streams:
-            for raw, seed in st.take(self.per_stream):
-                img, txt = self.sample(raw, seed)
-                images.append(img)
-                texts.append(txt)
-        return torch.stack(images), texts
+            got: list = []
+            while len(got) < self.per_stream:
+                raws = st.take(self.per_stream - len(got))
+                for (raw, seed), item in zip(raws, self._decode(raws)):
+                    if isinstance(item, Exception):
+                        self.skipped += 1
+                        log.warning("skipping sample %s of %s: %s", raw.get("__key__"), raw.get("__url__"), item)
+                    else:
+                        got.append(item)
+            pairs += got
+        return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+
+    def _decode(self, raws: list) -> list:
+        def one(rs):
+            try:
+                return self.sample(*rs)
+            except (OSError, ValueError, UtaBenchError) as e:   # PIL: OSError / UnidentifiedImageError
+                return e
+        if self.pool is None:
+            return [one(r) for r in raws]
+        return list(self.pool.map(one, raws))
 
     def local_position(self) -> dict:
         return {st.index: st.position for st in self.streams}

@@ -91,7 +91,8 @@ def setup(cfg: ContrastiveConfig, resume: str | None = "auto") -> Run:
     sample = ImageTextSample(arch["img_size"], OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, cfg.crop_scale,
                              cfg.image_key, cfg.text_key)
     data = PairStreams(cfg.data, n_streams=cfg.data_streams, global_batch=cfg.global_batch_size,
-                       rank=env.rank, world_size=env.world_size, seed=cfg.seed, sample=sample, position=position)
+                       rank=env.rank, world_size=env.world_size, seed=cfg.seed, sample=sample, position=position,
+                       decode_threads=cfg.decode_threads)
     tokenizer = open_clip.get_tokenizer("ViT-B-16", context_length=text_cfg(cfg.arch)["context_length"])
     return Run(cfg, env, model, clip, optimizer, scaler, data, tokenizer,
                make_clip_loss(env.rank, env.world_size), start, provenance)
