@@ -74,11 +74,11 @@ def test_killed_and_resumed_run_equals_uninterrupted(shards, uninterrupted, tmp_
     out = tmp_path / "killed"
     proc = subprocess.Popen(_cli(shards, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while not (out / "state.pt").is_file() and proc.poll() is None and time.time() < deadline:
+    while not (out / "last.pt").is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     proc.kill()                                          # SIGKILL: no clean-up runs
     proc.wait()
-    killed_at = read_training_state(out / "state.pt")["step"]
+    killed_at = read_training_state(out / "last.pt")["step"]
     assert 2 <= killed_at < STEPS and not (out / "model.safetensors").exists()
     done = subprocess.run(_cli(shards, out), env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from uta_bench.errors import CheckpointError, UtaBenchError
-from uta_bench.training import (DistEnv, TrainLogger, autocast, grad_scaler, load_training_state,
-                                save_training_state, set_lr, setup_distributed, teardown_distributed,
-                                warmup_cosine_lr)
+from uta_bench.training import (DistEnv, TrainLogger, autocast, backward, grad_scaler, load_training_state,
+                                optimizer_step, save_training_state, set_lr, setup_distributed,
+                                teardown_distributed, warmup_cosine_lr)
 
 
 # ---------------------------------------------------------------- schedule
@@ -137,6 +137,20 @@ def test_precision_choices():
         autocast(cpu, "fp8")
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_step_unscales_before_clipping(precision):
+    """grad 1000 on 4 weights (norm 2000) clipped to norm 1 -> 0.5 each; SGD lr 1 -> w = -0.5, with or
+    without the fp16 scaler (scale 65536): the scaler must unscale before the clip."""
+    w = torch.nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([w], lr=1.0)
+    scaler = grad_scaler(torch.device("cpu"), precision)
+    backward((w * 1000.0).sum(), scaler)
+    optimizer_step(opt, [w], scaler=scaler, max_norm=1.0)
+    assert torch.allclose(w.detach(), torch.full((4,), -0.5))
+    if scaler is not None:
+        assert scaler.get_scale() == 65536.0             # finite gradients: the step was taken, scale kept
+
+
 # ---------------------------------------------------------------- log
 def test_train_log_jsonl_lines_and_resume_trim(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)    # as if tensorboard were not installed
@@ -172,6 +186,11 @@ def test_tensorboard_events_when_installed(tmp_path):
     with TrainLogger(tmp_path, tensorboard=False) as lg:
         lg.log(3, loss=1.0)
     assert len(list((tmp_path / "tensorboard").glob("events*"))) == 1
+    with TrainLogger(tmp_path, start_step=1) as lg:                # resumed at step 1: step 2 is re-done
+        lg.log(2, loss=0.75)
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 2.0), (2, 0.75)]
 
 
 # ---------------------------------------------------------------- distributed

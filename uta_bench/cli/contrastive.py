@@ -14,13 +14,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         recipe: str = typer.Option(..., "--recipe", "-r", help="recipes/contrastive/<name>.yaml or a path."),
         data: Optional[str] = typer.Option(None, "--data", help="webdataset shards of .jpg/.txt pairs "
                                                                 "(dir, 'dir/{00000..00099}.tar', pipe:...)."),
-        out: Optional[str] = typer.Option(None, "--out", "-o", help="Output dir (state.pt, train_log.jsonl, "
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Output dir (last.pt, train_log.jsonl, "
                                                                     "model.safetensors)."),
         init: Optional[str] = typer.Option(None, "--init", help="Image tower: a `train pretrain` output dir "
                                                                 "or a UTA-layout file (overrides vision_init)."),
         samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Samples to see (overrides)."),
         sets: List[str] = typer.Option([], "--set", help="Override a recipe field: KEY=VALUE (repeatable)."),
-        resume: str = typer.Option("auto", "--resume", help="'auto' (OUT/state.pt if present), a path, or 'no'."),
+        resume: str = typer.Option("auto", "--resume", help="'auto' (OUT/last.pt if present), a path, or 'no'."),
         stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1,
                                                  help="Stop after this global step (resumable)."),
     ):
@@ -50,4 +50,4 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                           f"{cfg.arch}> --checkpoint {res.exported}`")
         else:
             console.print(f"stopped at step {res.final_step} of {cfg.total_steps}; resume with the same command "
-                          f"({cfg.output_dir}/state.pt)")
+                          f"({cfg.output_dir}/last.pt)")

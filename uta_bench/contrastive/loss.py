@@ -15,6 +15,8 @@ import contextlib
 
 import torch
 
+from uta_bench.training import backward
+
 
 def make_clip_loss(rank: int, world_size: int):
     """open_clip's ClipLoss over the *global* batch (features gathered with gradients)."""
@@ -48,7 +50,7 @@ def accumulated_backward(model, loss_fn, micro_batches, *, logit_scale: float, a
         with autocast():
             img, txt = model(images, tokens)
         loss = loss_fn(_full(img), _full(txt), logit_scale)
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+        backward(loss, scaler)
         return float(loss.detach())
     cached_img, cached_txt = [], []
     with torch.no_grad():
@@ -65,6 +67,6 @@ def accumulated_backward(model, loss_fn, micro_batches, *, logit_scale: float, a
             all_img = torch.cat(cached_img[:j] + [_full(img)] + cached_img[j + 1:])
             all_txt = torch.cat(cached_txt[:j] + [_full(txt)] + cached_txt[j + 1:])
             loss = loss_fn(all_img, all_txt, logit_scale)
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            backward(loss, scaler)
         value = float(loss.detach()) if value is None else value
     return value

@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 
 from uta_bench.contrastive.config import ContrastiveConfig
-from uta_bench.training import (TrainLogger, autocast, grad_scaler, load_training_state, save_training_state,
-                                set_lr, setup_distributed, teardown_distributed, warmup_cosine_lr)
+from uta_bench.training import (TrainLogger, autocast, grad_scaler, load_training_state, optimizer_step,
+                                save_training_state, set_lr, setup_distributed, teardown_distributed,
+                                warmup_cosine_lr)
 
 log = logging.getLogger(__name__)
-STATE_NAME, MODEL_NAME = "state.pt", "model.safetensors"
+STATE_NAME, MODEL_NAME = "last.pt", "model.safetensors"   # last.pt: the training core's state file
 
 
 @dataclass
@@ -105,18 +106,6 @@ def _micro_batches(run: Run, images: torch.Tensor, texts: list[str]) -> list[tup
             for i in range(0, len(images), m)]
 
 
-def _optimizer_step(run: Run) -> None:
-    if run.scaler is not None:
-        run.scaler.unscale_(run.optimizer)
-    if run.cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
-    if run.scaler is not None:
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-    else:
-        run.optimizer.step()
-
-
 def _save_state(run: Run, step: int) -> None:
     from uta_bench.contrastive.data import global_position
 
@@ -149,7 +138,8 @@ def train_contrastive(cfg: ContrastiveConfig, *, resume: str | None = "auto", st
                 run.optimizer.zero_grad(set_to_none=True)
                 loss = accumulated_backward(run.clip, run.loss_fn, _micro_batches(run, images, texts),
                                             logit_scale=1.0 / cfg.temperature, autocast=amp, scaler=run.scaler)
-                _optimizer_step(run)
+                optimizer_step(run.optimizer, run.model.parameters(), scaler=run.scaler,
+                               max_norm=cfg.grad_clip or None)
                 done = step + 1
                 result.losses.append(loss)
                 if done % cfg.log_every == 0 or done == end:

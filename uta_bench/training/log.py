@@ -29,9 +29,12 @@ def _summary_writer():
     return SummaryWriter
 
 
-def read_log(out_dir) -> list[dict]:
-    """The lines of ``out_dir/train_log.jsonl`` (empty when there is none)."""
-    p = Path(out_dir) / LOG_NAME
+def read_log(path) -> list[dict]:
+    """The lines of a training log: ``path`` is the JSONL file or the run directory holding
+    ``train_log.jsonl`` (empty when there is none)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LOG_NAME
     if not p.is_file():
         return []
     return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
@@ -48,7 +51,7 @@ class TrainLogger:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if start_step is not None:
-            keep = [row for row in read_log(out_dir) if row["step"] <= start_step]
+            keep = [row for row in read_log(self.path) if row["step"] <= start_step]
             atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in keep))
         writer = _summary_writer() if tensorboard is not False else None
         if tensorboard and writer is None:

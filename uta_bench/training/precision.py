@@ -28,3 +28,21 @@ def grad_scaler(device: torch.device, precision: str):
     if precision != "fp16":
         return None
     return torch.amp.GradScaler(torch.device(device).type)
+
+
+def backward(loss: torch.Tensor, scaler=None) -> None:
+    """``loss.backward()``, through the grad scaler when there is one (fp16)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def optimizer_step(optimizer, params, *, scaler=None, max_norm: float | None = None) -> None:
+    """Unscale (fp16), clip the gradient norm of ``params`` to ``max_norm`` when set, step, update the scaler."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if max_norm:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
