@@ -58,7 +58,7 @@ def _resume_path(cfg: ContrastiveConfig, resume: str | None) -> Path | None:
 def setup(cfg: ContrastiveConfig, resume: str | None = "auto") -> Run:
     import open_clip
 
-    from uta_bench.contrastive.data import ImageTextSample, PairStreams
+    from uta_bench.contrastive.data import ImageTextSample, PairStreams, expand_shards
     from uta_bench.contrastive.loss import make_clip_loss
     from uta_bench.contrastive.model import ClipPair, build_clip, param_groups
     from uta_bench.errors import UtaBenchError
@@ -69,6 +69,7 @@ def setup(cfg: ContrastiveConfig, resume: str | None = "auto") -> Run:
     cfg.check_world(env.world_size)
     if not cfg.data:
         raise UtaBenchError("no training data: set 'data' in the recipe or pass --data (webdataset shards)")
+    expand_shards(cfg.data)           # a missing shard fails in seconds, before any model is built
     torch.manual_seed(cfg.seed)
     model, provenance = build_clip(cfg)
     model.to(env.device).train()
