@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.basic",
     "uta_bench.cli.run_zeroshot",
     "uta_bench.cli.pretrain",
+    "uta_bench.cli.contrastive",
     "uta_bench.cli.demo",
     "uta_bench.cli.data_check",
     "uta_bench.cli.table",

@@ -5,9 +5,11 @@
 2. train a CLIP teacher contrastively on the train images' captions;
 3. compute the teacher's target tokens for the train images once;
 4. pre-train one student per objective (FD, MIM, UTA+MIM, UTA) from scratch on images only;
-5. evaluate teacher and students zero-shot through ``uta_bench.zeroshot.run.run_zeroshot`` (students carry
+5. fine-tune the UTA student contrastively on the captions (the paper's second stage, Sec. 3: image
+   tower + the teacher's text tower, fixed temperature 0.01, LAMB + layer decay, webdataset shards);
+6. evaluate teacher and students zero-shot through ``uta_bench.zeroshot.run.run_zeroshot`` (students carry
    the teacher's text tower, saved in the released key layout, loaded with ``--checkpoint``);
-6. write every row to the results store; draw Fig. 3 and the loss curves.
+7. write every row to the results store; draw Fig. 3 and the loss curves.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ORDER = ("fd", "mim", "uta_mim", "uta")
-LABELS = {"fd": "FD", "mim": "MIM", "uta_mim": "UTA+MIM", "uta": "UTA", "teacher": "teacher (CLIP)"}
+LABELS = {"fd": "FD", "mim": "MIM", "uta_mim": "UTA+MIM", "uta": "UTA", "teacher": "teacher (CLIP)",
+          "uta_contrastive": "UTA + contrastive"}
 
 
 @dataclass
@@ -37,6 +40,9 @@ class DemoConfig:
     mask_kind: str = "block_reversed"
     mask_ratio: float = 0.5
     objectives: tuple = ORDER
+    contrastive_steps: int = 60        # second stage on the UTA student (0: skip)
+    contrastive_batch: int = 256
+    contrastive_lr: float = 1e-3
     progress: bool = True
     fig3_masks: int = 5000
     timing_reps: int = 7
@@ -64,106 +70,23 @@ def _task_card(path: Path, name: str, root: Path, n: int, classes: list[str]) ->
 
 
 def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
-    import torch
-
-    from uta_bench.demo import world as W
-    from uta_bench.demo.teacher import train_teacher
-    from uta_bench.models.uta import build_visual, internal_to_official
-    from uta_bench.pretrain.checkpointing import export_student
-    from uta_bench.pretrain.config import PretrainConfig
-    from uta_bench.pretrain.data import TensorImages
-    from uta_bench.pretrain.objectives import CachedTeacher, Student, teacher_tokens
-    from uta_bench.pretrain.train import pretrain
-    from uta_bench.registry import get_card
-    from uta_bench.progress import progress_bar
-
+    """Steps 1-7 of the module docstring, one function each; returns rows, run ids, figures, wall time."""
     t_start = time.perf_counter()
     say = console.print if console else (lambda *a, **k: None)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    card = get_card("uta_demo")
-    names = W.class_names()
-    seen, held = W.seen_classes(), W.held_out_classes()
-    # 1. world -----------------------------------------------------------------------------------
-    with progress_bar(cfg.progress, 3, "world: render", "set") as advance:
-        train = W.render(cfg.n_train + cfg.n_val, seen, cfg.image_size, seed=cfg.seed)
-        advance(1)
-        tasks = {}
-        for j, (tname, classes) in enumerate((("demo_seen", seen), ("demo_heldout", held))):
-            test = W.render(cfg.n_test, classes, cfg.image_size, seed=cfg.seed + 1000 + j)
-            root = out / "data" / tname
-            if root.exists():
-                import shutil
-
-                shutil.rmtree(root)
-            W.write_imagefolder(test, root, classes)
-            tasks[tname] = _task_card(out / f"{tname}.yaml", tname, root, cfg.n_test,
-                                      [names[k] for k in sorted(classes)])
-            advance(1)
-    images = W.to_tensor(train.images, card.mean, card.std)
-    val_images = images[cfg.n_train:]            # same world, never trained on (Fig. 4's val curve)
-    images, captions = images[:cfg.n_train], train.captions[:cfg.n_train]
-    say(f"world: {len(seen)} seen + {len(held)} held-out colour x shape compositions; "
-        f"{cfg.n_train} train images with captions, {cfg.n_test} test images per split")
-    # 2. teacher ----------------------------------------------------------------------------------
-    import open_clip
-
-    tokenizer = open_clip.get_tokenizer(card.tokenizer.split(":", 1)[1], context_length=card.context_length)
-    with progress_bar(cfg.progress, cfg.teacher_steps, "teacher: contrastive", "step") as advance:
-        teacher, tinfo = train_teacher(images, captions, tokenizer, steps=cfg.teacher_steps,
-                                       batch_size=cfg.teacher_batch, lr=cfg.teacher_lr, seed=cfg.seed,
-                                       progress=advance)
-    ckpts = {"teacher": out / "teacher.safetensors"}
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in internal_to_official(teacher.state_dict(), card.arch).items()},
-              str(ckpts["teacher"]))
-    # 3. targets, once ----------------------------------------------------------------------------
-    with torch.no_grad(), progress_bar(cfg.progress, len(images) + len(val_images), "teacher: target tokens", "img") as advance:
-        chunks = []
-        everything = torch.cat([images, val_images])
-        for i in range(0, len(everything), 512):
-            chunks.append(teacher_tokens(teacher.visual, everything[i:i + 512]))
-            advance(len(chunks[-1]))
-        targets = torch.cat(chunks)
-    cls_cos = torch.nn.functional.cosine_similarity(targets[:, 1:], targets[:, :1], dim=-1).mean().item()
-    del everything
+    data = _world(cfg, out, say)
+    teacher, tinfo, ckpts = _teacher(cfg, out, data)
+    targets, cls_cos = _targets(cfg, teacher, data)
     say(f"teacher: {tinfo['steps']} steps, final loss {tinfo['loss']:.3f}; mean cos(patch token, "
         f"image embedding) = {cls_cos:.2f}")
-    # 4. students ---------------------------------------------------------------------------------
-    histories, step_s = {}, {}
-    for obj in cfg.objectives:
-        torch.manual_seed(cfg.seed)
-        student = Student(build_visual(card.arch))
-        pcfg = PretrainConfig(
-            name=f"demo_{obj}", student_arch=card.arch, teacher="uta_demo", objective=obj,
-            mask_kind=cfg.mask_kind, mask_ratio=cfg.mask_ratio, steps=cfg.student_steps,
-            global_batch_size=cfg.student_batch, lr=cfg.student_lr, min_lr=cfg.student_lr / 100,
-            warmup_steps=max(1, cfg.student_steps // 10), precision="fp32", output_dir=str(out / "pretrain" / obj),
-            ckpt_every=0, workers=0, seed=cfg.seed, val_every=max(1, cfg.student_steps // 6),
-            val_samples=cfg.n_val, log_every=max(1, cfg.student_steps // 6))
-        res = pretrain(pcfg, TensorImages(images), CachedTeacher(targets), student,
-                       val_dataset=_Shifted(TensorImages(val_images), len(images)), progress=cfg.progress)
-        histories[obj], step_s[obj] = res.history, res.mean_step_s
-        ckpts[obj] = export_student(out / f"student_{obj}.safetensors", student, card.arch,
-                                    text_state=teacher.text.state_dict(), logit_scale=teacher.logit_scale)
-        say(f"student {LABELS[obj]}: final loss {res.history[-1]['train_loss']:.3f}, "
-            f"{1000 * step_s[obj]:.1f} ms/step")
-    # step cost: every objective on the same batch, interleaved, process CPU time (see pretrain.timing)
-    from uta_bench.pretrain.timing import interleaved_step_times
-
-    torch.manual_seed(cfg.seed)
-    probe = Student(build_visual(card.arch))
-    batch = torch.arange(min(cfg.student_batch, len(images)))
-    configs = [(o, o, cfg.mask_ratio) for o in cfg.objectives]
-    with progress_bar(cfg.progress, len(configs) * (cfg.timing_reps + 1), "step cost (interleaved)", "step") as adv:
-        timed = {t.objective: t for t in interleaved_step_times(
-            probe, images[batch], targets[batch], configs, reps=cfg.timing_reps, mask_kind=cfg.mask_kind,
-            advance=adv)}
-    # 5. zero-shot through the normal runner ------------------------------------------------------
+    histories, step_s = _students(cfg, out, data, teacher, targets, ckpts, say)
+    if cfg.contrastive_steps and "uta" in ckpts:
+        _second_stage(cfg, out, data, ckpts, say)
+    timed = _step_costs(cfg, data, targets)
     result = DemoResult()
-    for name, path in ckpts.items():
-        scores = _zeroshot(cfg, path, list(tasks.values()), name)
+    for name, path in ckpts.items():      # zero-shot through the normal runner
+        scores = _zeroshot(cfg, path, list(data.tasks.values()), name)
         result.run_ids[name] = scores.pop("run_id")
         row = {"model": LABELS[name], "key": name, **scores}
         if name in timed:
@@ -172,7 +95,155 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
             row["train_wall_step_s"] = step_s[name]
         result.rows.append(row)
     _write_rows(cfg, result, histories, tinfo, cls_cos)
-    # 6. figures ------------------------------------------------------------------------------------
+    _figures(cfg, out, histories, result)
+    result.seconds = time.perf_counter() - t_start
+    (out / "demo_config.json").write_text(__import__("json").dumps(asdict(cfg), indent=1, default=str))
+    return result
+
+
+@dataclass
+class _Data:
+    card: object
+    tasks: dict            # task name -> task card path
+    images: object         # normalised train images [n, 3, H, W]
+    val_images: object
+    captions: list
+    raw: object            # uint8 train images [n, H, W, 3] (the contrastive stage writes them as shards)
+
+
+def _world(cfg: DemoConfig, out: Path, say) -> _Data:
+    """1. render the world; test splits as ImageFolders + task cards."""
+    import shutil
+
+    from uta_bench.demo import world as W
+    from uta_bench.progress import progress_bar
+    from uta_bench.registry import get_card
+
+    card = get_card("uta_demo")
+    names, seen, held = W.class_names(), W.seen_classes(), W.held_out_classes()
+    with progress_bar(cfg.progress, 3, "world: render", "set") as advance:
+        train = W.render(cfg.n_train + cfg.n_val, seen, cfg.image_size, seed=cfg.seed)
+        advance(1)
+        tasks = {}
+        for j, (tname, classes) in enumerate((("demo_seen", seen), ("demo_heldout", held))):
+            test = W.render(cfg.n_test, classes, cfg.image_size, seed=cfg.seed + 1000 + j)
+            root = out / "data" / tname
+            if root.exists():
+                shutil.rmtree(root)
+            W.write_imagefolder(test, root, classes)
+            tasks[tname] = _task_card(out / f"{tname}.yaml", tname, root, cfg.n_test,
+                                      [names[k] for k in sorted(classes)])
+            advance(1)
+    images = W.to_tensor(train.images, card.mean, card.std)
+    say(f"world: {len(seen)} seen + {len(held)} held-out colour x shape compositions; "
+        f"{cfg.n_train} train images with captions, {cfg.n_test} test images per split")
+    return _Data(card, tasks, images[:cfg.n_train], images[cfg.n_train:],   # val: same world, never trained on
+                 train.captions[:cfg.n_train], train.images[:cfg.n_train])
+
+
+def _teacher(cfg: DemoConfig, out: Path, data: _Data):
+    """2. the CLIP teacher, trained contrastively on the captions; saved in the released layout."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from uta_bench.demo.teacher import train_teacher
+    from uta_bench.models.uta import internal_to_official
+    from uta_bench.progress import progress_bar
+
+    card = data.card
+    tokenizer = open_clip.get_tokenizer(card.tokenizer.split(":", 1)[1], context_length=card.context_length)
+    with progress_bar(cfg.progress, cfg.teacher_steps, "teacher: contrastive", "step") as advance:
+        teacher, tinfo = train_teacher(data.images, data.captions, tokenizer, steps=cfg.teacher_steps,
+                                       batch_size=cfg.teacher_batch, lr=cfg.teacher_lr, seed=cfg.seed,
+                                       progress=advance)
+    ckpts = {"teacher": out / "teacher.safetensors"}
+    save_file({k: v.contiguous() for k, v in internal_to_official(teacher.state_dict(), card.arch).items()},
+              str(ckpts["teacher"]))
+    return teacher, tinfo, ckpts
+
+
+def _targets(cfg: DemoConfig, teacher, data: _Data):
+    """3. the teacher's target tokens for train + val images, once."""
+    import torch
+
+    from uta_bench.pretrain.objectives import teacher_tokens
+    from uta_bench.progress import progress_bar
+
+    everything = torch.cat([data.images, data.val_images])
+    with torch.no_grad(), progress_bar(cfg.progress, len(everything), "teacher: target tokens", "img") as advance:
+        chunks = []
+        for i in range(0, len(everything), 512):
+            chunks.append(teacher_tokens(teacher.visual, everything[i:i + 512]))
+            advance(len(chunks[-1]))
+        targets = torch.cat(chunks)
+    cls_cos = torch.nn.functional.cosine_similarity(targets[:, 1:], targets[:, :1], dim=-1).mean().item()
+    return targets, cls_cos
+
+
+def _students(cfg: DemoConfig, out: Path, data: _Data, teacher, targets, ckpts: dict, say):
+    """4. one student per objective, from scratch on images only; exported with the teacher's text tower."""
+    import torch
+
+    from uta_bench.models.uta import build_visual
+    from uta_bench.pretrain.checkpointing import export_student
+    from uta_bench.pretrain.config import PretrainConfig
+    from uta_bench.pretrain.data import TensorImages
+    from uta_bench.pretrain.objectives import CachedTeacher, Student
+    from uta_bench.pretrain.train import pretrain
+
+    arch, histories, step_s = data.card.arch, {}, {}
+    for obj in cfg.objectives:
+        torch.manual_seed(cfg.seed)
+        student = Student(build_visual(arch))
+        pcfg = PretrainConfig(
+            name=f"demo_{obj}", student_arch=arch, teacher="uta_demo", objective=obj,
+            mask_kind=cfg.mask_kind, mask_ratio=cfg.mask_ratio, steps=cfg.student_steps,
+            global_batch_size=cfg.student_batch, lr=cfg.student_lr, min_lr=cfg.student_lr / 100,
+            warmup_steps=max(1, cfg.student_steps // 10), precision="fp32", output_dir=str(out / "pretrain" / obj),
+            ckpt_every=0, workers=0, seed=cfg.seed, val_every=max(1, cfg.student_steps // 6),
+            val_samples=cfg.n_val, log_every=max(1, cfg.student_steps // 6))
+        res = pretrain(pcfg, TensorImages(data.images), CachedTeacher(targets), student,
+                       val_dataset=_Shifted(TensorImages(data.val_images), len(data.images)), progress=cfg.progress)
+        histories[obj], step_s[obj] = res.history, res.mean_step_s
+        ckpts[obj] = export_student(out / f"student_{obj}.safetensors", student, arch,
+                                    text_state=teacher.text.state_dict(), logit_scale=teacher.logit_scale)
+        say(f"student {LABELS[obj]}: final loss {res.history[-1]['train_loss']:.3f}, "
+            f"{1000 * step_s[obj]:.1f} ms/step")
+    return histories, step_s
+
+
+def _second_stage(cfg: DemoConfig, out: Path, data: _Data, ckpts: dict, say) -> None:
+    """5. contrastive fine-tuning of the UTA student (+ text tower) on the captions (paper Sec. 3)."""
+    from uta_bench.demo.contrastive import contrastive_stage
+
+    path, info = contrastive_stage(data.raw, data.captions, ckpts["uta"], out / "contrastive", arch=data.card.arch,
+                                   steps=cfg.contrastive_steps, batch=cfg.contrastive_batch, lr=cfg.contrastive_lr,
+                                   seed=cfg.seed, progress=cfg.progress)
+    ckpts["uta_contrastive"] = path
+    say(f"UTA + contrastive: {info['steps']} steps, loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}")
+
+
+def _step_costs(cfg: DemoConfig, data: _Data, targets) -> dict:
+    """Step cost: every objective on the same batch, interleaved, process CPU time (see pretrain.timing)."""
+    import torch
+
+    from uta_bench.models.uta import build_visual
+    from uta_bench.pretrain.objectives import Student
+    from uta_bench.pretrain.timing import interleaved_step_times
+    from uta_bench.progress import progress_bar
+
+    torch.manual_seed(cfg.seed)
+    probe = Student(build_visual(data.card.arch))
+    batch = torch.arange(min(cfg.student_batch, len(data.images)))
+    configs = [(o, o, cfg.mask_ratio) for o in cfg.objectives]
+    with progress_bar(cfg.progress, len(configs) * (cfg.timing_reps + 1), "step cost (interleaved)", "step") as adv:
+        return {t.objective: t for t in interleaved_step_times(
+            probe, data.images[batch], targets[batch], configs, reps=cfg.timing_reps, mask_kind=cfg.mask_kind,
+            advance=adv)}
+
+
+def _figures(cfg: DemoConfig, out: Path, histories: dict, result: DemoResult) -> None:
+    """7. Fig. 3 (masking probabilities) and the pre-training loss curves."""
     from uta_bench.pretrain.plots import plot_loss, plot_masks
 
     result.figures["fig3"], _ = plot_masks(out / "fig3_masks.png", grid=14, ratio=0.5, n=cfg.fig3_masks,
@@ -180,9 +251,6 @@ def run_demo(cfg: DemoConfig, console=None) -> DemoResult:
     result.figures["loss"] = plot_loss(
         {LABELS[k] + (" (sum of 2 terms)" if k == "uta_mim" else ""): v for k, v in histories.items()},
         out / "fig4_loss.png", title="Demo pre-training loss (val: random masks, ratio 0.5)")
-    result.seconds = time.perf_counter() - t_start
-    (out / "demo_config.json").write_text(__import__("json").dumps(asdict(cfg), indent=1, default=str))
-    return result
 
 
 class _Shifted:

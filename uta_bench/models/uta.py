@@ -24,6 +24,8 @@ UTA_ARCHS: dict[str, dict] = {
                           mlp_ratio=2.6667),
     "uta_large_p14_336": dict(img_size=336, patch_size=14, embed_dim=1024, depth=24, num_heads=16,
                               mlp_ratio=2.6667),
+    "uta_giant_p14": dict(img_size=224, patch_size=14, embed_dim=1408, depth=40, num_heads=16,
+                          mlp_ratio=2.909133333333333),       # g/14@224 (contrastive stage 1, Table 1)
     "uta_giant_p14_336": dict(img_size=336, patch_size=14, embed_dim=1408, depth=40, num_heads=16,
                               mlp_ratio=2.909133333333333),
     # tests / offline demo: same code path, tiny
