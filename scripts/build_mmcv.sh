@@ -35,7 +35,8 @@
 # matching .verified stamp is smoke-tested again and discarded (then rebuilt) if it fails. Wheels of the
 # older layout (torch-<torch>-<python tag>/, CPU ops) are verified and moved to the "-cpu" key, not rebuilt.
 # Idempotent; concurrent runs are serialised with flock. The build uses a throw-away venv that sees the
-# target environment's packages through a .pth, holding setuptools<70 (mmcv's setup.py needs pkg_resources).
+# target environment's packages through a .pth, holding setuptools<70 for mmcv (its setup.py needs pkg_resources),
+# setuptools>=80 for onedl-mmcv (its build-system).
 # Exit status != 0 with a one-line "build_mmcv: ..." message on failure (2: bad arguments).
 set -euo pipefail
 
@@ -46,15 +47,15 @@ while [[ $# -gt 0 ]]; do
     --extra=*) EXTRA="${1#--extra=}"; shift ;;
     --build-only) BUILD_ONLY=1; shift ;;
     --force) FORCE=1; shift ;;
-    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "build_mmcv: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$EXTRA" in det|seg|none) ;; *) echo "build_mmcv: --extra must be det, seg or none (got '$EXTRA')" >&2; exit 2 ;; esac
 DIST="${MMCV_DIST:-mmcv}"
 case "$DIST" in
-  mmcv) VER="${MMCV_VERSION:-2.1.0}" ;;
-  onedl-mmcv) VER="${MMCV_VERSION:-2.3.6}" ;;
+  mmcv) VER="${MMCV_VERSION:-2.1.0}"; SETUPTOOLS='setuptools>=60,<70' ;;         # setup.py needs pkg_resources
+  onedl-mmcv) VER="${MMCV_VERSION:-2.3.6}"; SETUPTOOLS='setuptools>=80' ;;      # its pyproject's build-system
   *) echo "build_mmcv: MMCV_DIST must be mmcv or onedl-mmcv (got '$DIST')" >&2; exit 2 ;;
 esac
 
@@ -174,7 +175,8 @@ else
   T0=$(date +%s)
   echo "build_mmcv: building $DIST $VER with $OPS ops for torch $TORCH_VER ($PYTAG), MAX_JOBS=$JOBS; log: $LOG"
   BPY="$(venv_for build)"
-  "$BPY" -m pip install -q 'setuptools>=60,<70' wheel ninja >"$LOG" 2>&1 || die "could not install build tools (setuptools<70, wheel, ninja); see $LOG"
+  "$BPY" -m pip install -q "$SETUPTOOLS" wheel ninja 'packaging>=24.2' >"$LOG" 2>&1 \
+    || die "could not install build tools ($SETUPTOOLS, wheel, ninja); see $LOG"
   mkdir -p "$WORK/sdist"
   if [[ -n "${MMCV_SDIST:-}" ]]; then
     cp "$MMCV_SDIST" "$WORK/sdist/" || die "cannot read MMCV_SDIST=$MMCV_SDIST"
