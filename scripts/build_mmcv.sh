@@ -143,7 +143,10 @@ EOF
 # it there; on success write WHEEL.verified (its sha256).
 verify() {
   local vpy; vpy="$(venv_for "$2")" || return 1
-  "$vpy" -m pip install -q "$1" >>"$LOG.verify" 2>&1 || { echo "build_mmcv: pip install $1 failed; see $LOG.verify" >&2; return 1; }
+  # --ignore-installed: the target environment may hold an mmcv of the same version (seen through the .pth),
+  # which pip would take as already satisfying the wheel; the second call adds the wheel's missing deps.
+  { "$vpy" -m pip install -q --no-deps --ignore-installed "$1" && "$vpy" -m pip install -q "$1"; } >>"$LOG.verify" 2>&1 \
+    || { echo "build_mmcv: pip install $1 failed; see $LOG.verify" >&2; return 1; }
   smoke_test "$vpy" >>"$LOG.verify" 2>&1 || { echo "build_mmcv: $1 failed the ops smoke test; see $LOG.verify" >&2; return 1; }
   sha "$1" >"$1.verified.tmp" && mv "$1.verified.tmp" "$1.verified"
 }
