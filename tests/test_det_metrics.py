@@ -123,3 +123,70 @@ def test_lvis_ap_groups(det_sample):
             if g in groups_present:
                 assert r[k] == pytest.approx(1.0)
         assert 0 < r["ap"] < 1
+
+
+def _noisy_dets(ann_file, seed=0):
+    """Two noisy guesses per object (box jitter, shifted mask, 1 in 5 with a wrong class, random scores)."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    gt = json.load(open(ann_file))
+    cats = [c["id"] for c in gt["categories"]]
+    dets = []
+    for a in gt["annotations"]:
+        x, y, w, h = a["bbox"]
+        for k in (1, 2):
+            d = rng.normal(0, 0.15 * k * max(w, h), 4)
+            m = np.roll(mask_utils.decode(a["segmentation"]), (int(d[1]), int(d[0])), (0, 1))
+            rle = mask_utils.encode(np.asfortranarray(m))
+            rle["counts"] = rle["counts"].decode("ascii")
+            cat = a["category_id"] if rng.random() > 0.2 else int(rng.choice(cats))
+            dets.append(dict(image_id=a["image_id"], category_id=cat, score=float(rng.random()),
+                             bbox=[x + d[0], y + d[1], max(1.0, w + d[2]), max(1.0, h + d[3])], segmentation=rle))
+    return dets
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coco_ap_equals_pycocotools(det_sample, seed):
+    """faster-coco-eval (runtime) vs pycocotools' COCOeval (oracle) on the same noisy detections."""
+    from det_oracles import pycocotools_ap
+
+    ann = det_sample / "annotations" / "instances_val2017.json"
+    dets = _noisy_dets(ann, seed)
+    ours = coco_ap(ann, dets)
+    for iou in ("bbox", "segm"):
+        ref = pycocotools_ap(ann, dets, iou)
+        assert 0.05 < ref["ap"] < 0.95  # a non-trivial score, so the comparison means something
+        assert ours[iou] == pytest.approx(ref, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lvis_ap_equals_lvis_api(det_sample, seed):
+    """faster-coco-eval in LVIS mode (runtime) vs the lvis API's LVISEval (oracle): AP and APr/APc/APf, with
+    more detections in one image than the 300-per-image cap."""
+    pytest.importorskip("lvis")
+    from det_oracles import lvis_api_ap
+
+    from uta_bench.det.metrics import lvis_ap
+
+    ann = det_sample / "annotations" / "lvis_v1_val.json"
+    dets = _noisy_dets(ann, seed)
+    # the image with the most categories gets 310 confident false positives of one of them; its other
+    # categories' detections score low, so the per-image cap (not a per-category one) drops them
+    cats_in = {}
+    for d in dets:
+        cats_in.setdefault(d["image_id"], set()).add(d["category_id"])
+    img = max(cats_in, key=lambda i: len(cats_in[i]))
+    fp_cat = min(cats_in[img])
+    for d in dets:
+        if d["image_id"] == img and d["category_id"] != fp_cat:
+            d["score"] *= 0.1
+    rng = np.random.default_rng(seed)
+    dets += [dict(image_id=img, category_id=fp_cat, score=0.5 + 0.5 * float(s),
+                  bbox=[float(rng.uniform(0, 150)), float(rng.uniform(0, 150)), 20.0, 20.0],
+                  segmentation=dets[0]["segmentation"]) for s in rng.random(310)]
+    ours = lvis_ap(ann, dets)
+    for iou in ("bbox", "segm"):
+        ref = lvis_api_ap(ann, dets, iou)
+        assert 0.02 < ref["ap"] < 0.95
+        assert ours[iou] == pytest.approx(ref, abs=1e-4)

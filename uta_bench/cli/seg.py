@@ -49,6 +49,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                                               help="Allow pickled mmengine .pth files (they run code on load)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", "-o"),
         workers: Optional[int] = typer.Option(None, "--workers", min=0),
+        launcher: str = typer.Option("none", "--launcher",
+                                     help="none | pytorch (under torchrun: each process scores a shard) | slurm"),
         seed: int = typer.Option(0, "--seed"),
     ):
         """Single-scale mIoU on ADE20K validation (ours == mmseg IoUMetric); rows go to the store."""
@@ -56,9 +58,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.seg.run import eval_seg
 
         cfg = build_config(recipe, data_root=data_root, work_dir=work_dir, model=model, workers=workers,
-                           pretrained=False)
+                           pretrained=False, launcher=launcher)
         run_id, metrics, mm = eval_seg(cfg, seg_checkpoint, store=store, trust_checkpoint=trust_checkpoint,
                                        seed=seed)
+        if run_id is None:   # not rank 0: rank 0 reports and writes the one run
+            return
         txt = "  ".join(f"{m.metric}={100 * m.value:.2f}%" for m in metrics)
         ref = float(mm.get("mIoU", float("nan")))
         typer.echo(f"ade20k (n={metrics[0].n}): {txt}  [mmseg IoUMetric mIoU={ref:.2f}%]")

@@ -4,7 +4,7 @@
   longer ships (and torch 2.14 needs a new setuptools). :func:`patch_mmengine_package_utils` swaps in
   ``importlib.metadata`` equivalents of ``is_installed`` / ``get_installed_path`` (same results: the
   installed package directory, where mmdet keeps its configs under ``.mim/``).
-* lvis 0.5.3 calls ``np.float`` (see :func:`uta_bench.det.metrics.lvis_numpy_compat`).
+* AP comes from faster-coco-eval (no ``np.float`` shim at run time; the lvis API is only the tests' oracle).
 """
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def evaluate_detector(recipe: str, model: str, detector_checkpoint: str, *, data
                       progress: bool = True) -> DetResult:
     from uta_bench.checkpoint import sha256_file
     from uta_bench.det.config import _ann_path, _datasets, build_config
-    from uta_bench.det.metrics import coco_ap, lvis_ap
+    from uta_bench.det.metrics import EVALUATOR, coco_ap, lvis_ap
     from uta_bench.paths import atomic_write_text, home
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import Metric, ResultsStore, RunInfo
@@ -136,7 +136,7 @@ def evaluate_detector(recipe: str, model: str, detector_checkpoint: str, *, data
     s.write_task(run, task, metrics, task_version="1", dataset_manifest=manifest,
                  paper={"table": "5", "row": paper_row(model)},
                  extra={"detections": str(det_path), "n_detections": len(dets),
-                        "evaluator": "lvis.LVISEval" if is_lvis else "pycocotools.COCOeval"})
+                        "evaluator": EVALUATOR + (" (lvis_style)" if is_lvis else "")})
     return DetResult(run_id, task, ap, det_path, n_images)
 
 

@@ -1,5 +1,7 @@
-"""Box / mask AP of COCO-format detections: COCO through pycocotools' COCOeval, LVIS through the lvis API's
-LVISEval (AP, APr/APc/APf). Needs pycocotools (core dependency) and, for LVIS, ``lvis`` (det extra); no mmdet.
+"""Box / mask AP of COCO-format detections through ``faster-coco-eval`` (a maintained, C++-backed COCOeval):
+COCO AP (the six summary numbers of COCOeval) and LVIS AP (``lvis_style``: federated ground truth, 300
+detections per image, APr/APc/APf). pycocotools and the ``lvis`` API are the parity oracles in the tests
+(tests/test_det_metrics.py), not runtime dependencies of this module. No mmdet needed.
 
 Detections are COCO result dicts: ``{"image_id", "category_id", "score", "bbox": [x, y, w, h],
 "segmentation": RLE with str counts}`` (the same list feeds both iou types).
@@ -8,13 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from uta_bench.errors import UtaBenchError
+
+log = logging.getLogger(__name__)
+
 COCO_STATS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")
-LVIS_KEYS = {"AP": "ap", "AP50": "ap50", "AP75": "ap75", "APs": "ap_small", "APm": "ap_medium",
-             "APl": "ap_large", "APr": "apr", "APc": "apc", "APf": "apf"}
+# faster-coco-eval's stats_as_dict labels -> our metric names
+_FCE_KEYS = {"AP_all": "ap", "AP_50": "ap50", "AP_75": "ap75", "AP_small": "ap_small", "AP_medium": "ap_medium",
+             "AP_large": "ap_large", "APr": "apr", "APc": "apc", "APf": "apf"}
+LVIS_STATS = COCO_STATS + ("apr", "apc", "apf")
 
 
 def to_coco_results(bboxes_xyxy, scores, labels, cat_ids, image_id: int, masks=None) -> list[dict]:
@@ -35,67 +44,57 @@ def to_coco_results(bboxes_xyxy, scores, labels, cat_ids, image_id: int, masks=N
     return out
 
 
-def coco_ap(gt_json: str | Path, dets: list[dict], iou_types=("bbox", "segm"), quiet: bool = True) -> dict:
-    """``{"bbox": {"ap": .., "ap50": .., ...}, "segm": {...}}`` as fractions, from COCOeval.summarize()."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
-        gt = COCO(str(gt_json))
-        out = {}
-        for iou in iou_types:
-            if not dets:
-                out[iou] = {k: 0.0 for k in COCO_STATS}
-                continue
-            dt = gt.loadRes([dict(d) for d in dets])
-            ev = COCOeval(gt, dt, iou)
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-            out[iou] = {k: float(v) for k, v in zip(COCO_STATS, ev.stats[:6])}
+def top_per_image(dets: list[dict], max_dets: int) -> list[dict]:
+    """The ``max_dets`` highest-scoring detections of each image (LVIS caps per image, not per category)."""
+    by_img: dict[int, list[dict]] = {}
+    for d in dets:
+        by_img.setdefault(d["image_id"], []).append(d)
+    out = []
+    for img_dets in by_img.values():
+        out.extend(sorted(img_dets, key=lambda d: -d["score"])[:max_dets])
     return out
 
 
-@contextlib.contextmanager
-def lvis_numpy_compat():
-    """lvis 0.5.3 (the latest on PyPI) still calls ``np.float``, removed in numpy 1.24; alias it while LVISEval
-    runs (``float`` is exactly what the removed alias meant)."""
-    had = "float" in np.__dict__
-    if not had:
-        np.float = float  # type: ignore[attr-defined]
+def _import_fce():
     try:
-        yield
-    finally:
-        if not had:
-            del np.float
+        import faster_coco_eval
+    except ImportError as e:
+        raise UtaBenchError("detection AP needs faster-coco-eval; install the det extra "
+                            "(pip install 'uta-bench[det]')") from e
+    return faster_coco_eval
 
 
-def lvis_ap(gt_json: str | Path, dets: list[dict], iou_types=("bbox", "segm"), max_dets: int = 300,
-            quiet: bool = True) -> dict:
-    """``{"bbox": {"ap", "apr", "apc", "apf", ...}, "segm": {...}}`` from the lvis API (-1 = undefined)."""
-    import logging
-
-    from lvis import LVIS, LVISEval, LVISResults
-
-    sink = io.StringIO()
-    lg = logging.getLogger()
-    old = lg.level
-    if quiet:
-        lg.setLevel(logging.WARNING)
-    try:
-        with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
-            gt = LVIS(str(gt_json))
-            out = {}
-            for iou in iou_types:
-                if not dets:
-                    out[iou] = {v: 0.0 for v in LVIS_KEYS.values()}
-                    continue
-                res = LVISResults(gt, [dict(d) for d in dets], max_dets=max_dets)
-                ev = LVISEval(gt, res, iou)
-                with lvis_numpy_compat():
-                    ev.run()
-                out[iou] = {LVIS_KEYS[k]: float(v) for k, v in ev.get_results().items() if k in LVIS_KEYS}
-    finally:
-        lg.setLevel(old)
+def _evaluate(gt_json: str | Path, dets: list[dict], iou_types, *, lvis: bool, max_dets: int) -> dict:
+    fce = _import_fce()
+    keys = LVIS_STATS if lvis else COCO_STATS
+    with contextlib.redirect_stdout(io.StringIO()):  # COCO() prints "loading annotations..."
+        gt = fce.COCO(str(gt_json))
+    out = {}
+    for iou in iou_types:
+        if not dets:
+            out[iou] = {k: 0.0 for k in keys}
+            continue
+        with contextlib.redirect_stdout(io.StringIO()):
+            dt = gt.loadRes([dict(d) for d in (top_per_image(dets, max_dets) if lvis else dets)])
+        ev = fce.COCOeval_faster(gt, dt, iou, lvis_style=lvis, print_function=log.debug)
+        if lvis:
+            ev.params.maxDets = [max_dets]
+        ev.run()
+        stats = ev.stats_as_dict
+        out[iou] = {_FCE_KEYS[k]: float(v) for k, v in stats.items() if k in _FCE_KEYS}
     return out
+
+
+def coco_ap(gt_json: str | Path, dets: list[dict], iou_types=("bbox", "segm")) -> dict:
+    """``{"bbox": {"ap": .., "ap50": .., ...}, "segm": {...}}`` as fractions (-1 = no ground truth in a group),
+    equal to pycocotools' ``COCOeval.stats[:6]`` on the same detections."""
+    return _evaluate(gt_json, dets, iou_types, lvis=False, max_dets=100)
+
+
+def lvis_ap(gt_json: str | Path, dets: list[dict], iou_types=("bbox", "segm"), max_dets: int = 300) -> dict:
+    """``{"bbox": {"ap", "apr", "apc", "apf", ...}, "segm": {...}}`` (-1 = undefined), equal to the lvis API's
+    ``LVISEval(LVIS(gt), LVISResults(gt, dets, max_dets), iou).get_results()`` on the same detections."""
+    return _evaluate(gt_json, dets, iou_types, lvis=True, max_dets=max_dets)
+
+
+EVALUATOR = "faster_coco_eval.COCOeval_faster"

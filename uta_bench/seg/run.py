@@ -56,8 +56,10 @@ def _load_segmentor(runner, checkpoint: str, trust: bool) -> str:
 
 
 def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoint: bool = False,
-             seed: int = 0) -> tuple[str, list, dict]:
-    """Single-scale mIoU on the validation split; returns (run id, metrics, mmseg's metrics)."""
+             seed: int = 0) -> tuple[str | None, list, dict]:
+    """Single-scale mIoU on the validation split; returns (run id, metrics, mmseg's metrics). Under torchrun
+    (``cfg.launcher == "pytorch"``) every process scores its shard, mmengine gathers the confusion counts, and
+    only rank 0 writes the run (other ranks return run id None)."""
     from mmengine.runner import Runner
 
     from uta_bench.finetune.evaluate import paper_row
@@ -86,6 +88,8 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
                             "nothing written")
     n = int(ours.pop("images"))
     metrics = [Metric(name, ours[name], n) for name in ("mIoU", "aAcc", "mAcc")]
+    if runner.rank != 0:
+        return None, metrics, mm
     model = str(cfg.model.backbone.model)
     run = RunInfo(run_id=new_run_id(), model=model, weights_sha256=sha, device=str(next(
         _unwrap(runner.model).parameters()).device), precision="fp32", seed=seed, started_at=started,
