@@ -1,18 +1,34 @@
-"""Class names and prompt templates, taken from clip_benchmark / open_clip (never pasted here)."""
+"""Class names and prompt templates, taken from open_clip's bundled metadata (never pasted here).
+
+``clip_benchmark:imagenet1k`` (the names/templates clip_benchmark evaluates ImageNet with) resolves to
+open_clip's ``IMAGENET_CLASSNAMES`` / ``OPENAI_IMAGENET_TEMPLATES``, which are identical to clip_benchmark's
+JSON (tests/test_imagenet_meta.py checks that against clip_benchmark). Other ``clip_benchmark:<key>``
+sets are read from clip_benchmark's data files when it is installed (it is not a runtime dependency).
+"""
 from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 from uta_bench.errors import UtaBenchError
 
 
 @functools.lru_cache(maxsize=None)
 def _clip_benchmark_json(name: str) -> dict:
-    import clip_benchmark.datasets as d
+    """A data file of clip_benchmark's (read as data: its dataset modules import undeclared packages)."""
+    from importlib import resources
 
-    return json.loads((Path(d.__file__).parent / name).read_text())
+    try:
+        return json.loads(resources.files("clip_benchmark.datasets").joinpath(name).read_text())
+    except ModuleNotFoundError as e:
+        raise UtaBenchError("class names / templates other than clip_benchmark:imagenet1k need clip_benchmark "
+                            "(pip install 'clip_benchmark>=1.6')") from e
+
+
+def _open_clip_imagenet_templates() -> list[str]:
+    from open_clip import zero_shot_metadata as z
+
+    return [t("{c}") if callable(t) else t for t in z.OPENAI_IMAGENET_TEMPLATES]
 
 
 def templates(spec, data_templates: list | None = None) -> list:
@@ -31,6 +47,8 @@ def templates(spec, data_templates: list | None = None) -> list:
         table = {"openai_imagenet": z.OPENAI_IMAGENET_TEMPLATES, "simple_imagenet": z.SIMPLE_IMAGENET_TEMPLATES}
         if key in table:
             return list(table[key])
+    elif spec == "clip_benchmark:imagenet1k":
+        return _open_clip_imagenet_templates()
     elif src == "clip_benchmark":
         data = _clip_benchmark_json("en_zeroshot_classification_templates.json")
         if key in data:
@@ -49,7 +67,9 @@ def classnames(spec, folder_names: list[str] | None = None) -> list[str]:
             raise UtaBenchError(f"classes: {spec} needs class names in the data (folders, classnames.txt)")
         return folder_names
     src, _, key = spec.partition(":")
-    if src == "clip_benchmark":
+    if spec == "clip_benchmark:imagenet1k":
+        spec = "open_clip:imagenet"
+    elif src == "clip_benchmark":
         data = _clip_benchmark_json("en_classnames.json")
         if key in data:
             return list(data[key])
