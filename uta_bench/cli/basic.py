@@ -1,6 +1,7 @@
-"""`uta-bench models`, `tasks`, `results`, `version`."""
+"""`uta-bench models`, `tasks`, `results`, `version`, `info`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -84,3 +85,28 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.provenance import git_commit
 
         typer.echo(f"uta-bench {__version__} ({git_commit() or 'no git'})")
+
+    @app.command()
+    def info():
+        """Print the version and where uta-bench reads and writes: task cards, recipes, paper rows,
+        results store, caches."""
+        import os
+        import sys
+
+        from uta_bench import __version__
+        from uta_bench import paths
+        from uta_bench.provenance import git_commit
+
+        root, checkout = paths.repo_root(), paths.checkout_root()
+        store = os.environ.get("UTA_BENCH_STORE") or str(paths.default_store_path())
+        rows = [("version", f"uta-bench {__version__} ({git_commit() or 'no git'})"),
+                ("package", str(Path(__file__).resolve().parent.parent)),
+                ("python", f"{sys.executable} ({sys.version.split()[0]})"),
+                ("installed from", f"checkout {checkout}" if checkout else "package (non-editable)"),
+                ("task cards", str(root / "tasks") if root else "- (none found)"),
+                ("recipes", str(root / "recipes") if root else "- (none found)"),
+                ("paper rows", os.environ.get("UTA_BENCH_PAPER_DIR") or (str(root / "results" / "paper") if root else "-")),
+                ("results store", store),
+                ("cache (UTA_BENCH_HOME)", str(paths.home()))]
+        for key, value in rows:
+            typer.echo(f"{key + ':':<24}{value}")
