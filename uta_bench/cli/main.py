@@ -42,6 +42,9 @@ COMMAND_MODULES = (
 def build() -> typer.Typer:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app, run_app)
+    from uta_bench.cli.help import document
+
+    document(app)   # help for options a module left undocumented (--store, --device, --seed...)
     return app
 
 
