@@ -1,11 +1,14 @@
-"""No undeclared runtime dependencies: everything uta_bench imports must be installed by its own requirements.
+"""No undeclared runtime dependencies: everything uta_bench imports must come from its own requirements.
 
-A subprocess imports every ``uta_bench`` module that the installed extras allow and runs the cheap real
-paths that import lazily (ImageNet metadata, class names/templates, the CLI's `tasks`, `models`, `table
---paper`, `info`); every top-level module then in ``sys.modules`` is mapped to its distribution, and each
-must be the standard library or in the transitive closure of uta-bench's requirements (core + the
-installed runtime extras; the ``test`` extra does not count). This is what catches an import of
-``requests`` through clip_benchmark's dataset builder (clip_benchmark is only a test-time oracle).
+A subprocess sees only the installed packages that uta-bench's requirements pull in (transitively): first
+the core requirements (what `pip install uta-bench` gives), then core + the runtime extras installed here
+(the ``test`` extra does not count). Every other installed top-level module is hidden -- importing it raises
+ModuleNotFoundError, as in an environment holding exactly those requirements. The subprocess imports every
+``uta_bench`` module (a module needing a package that only an extra declares may be skipped) and runs the
+cheap real paths that import lazily: ImageNet metadata, class names/templates, `uta-bench tasks`, `models`,
+`table --paper`, `info`, `results`, `plot masks`, and the error paths of `data check` and `compare`.
+This is what catches `requests` imported through clip_benchmark's dataset builder (clip_benchmark is only
+the tests' oracle; it does not declare `requests`).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ TEST_ONLY_EXTRAS = {"test"}
 PROBE = textwrap.dedent(r"""
     import contextlib, importlib, importlib.abc, importlib.machinery, io, json, pkgutil, sys
     hidden, hits = set(json.loads(sys.argv[1])), []
+    optional = set(json.loads(sys.argv[3]))   # hidden, but an extra of uta-bench declares it: a skip
 
     class Hidden(importlib.abc.Loader):   # find_spec succeeds (torch probes with find_spec), import fails
         def create_module(self, spec):
@@ -51,14 +55,15 @@ PROBE = textwrap.dedent(r"""
     import uta_bench
     skipped, failed = {}, {}
 
-    def attempt(label, fn):
+    def attempt(label, fn, exit_ok=False):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 fn()
         except ModuleNotFoundError as e:
-            (failed if (e.name or "").split(".")[0] in hidden else skipped)[label] = str(e)
+            top = (e.name or "").split(".")[0]
+            (failed if top in hidden and top not in optional else skipped)[label] = str(e)
         except SystemExit as e:
-            if e.code:
+            if e.code and not exit_ok:
                 failed[label] = f"exit {e.code}"
         except Exception as e:
             failed[label] = f"{type(e).__name__}: {e}"
@@ -74,8 +79,15 @@ PROBE = textwrap.dedent(r"""
         prompts.classnames("clip_benchmark:imagenet1k"); prompts.templates("clip_benchmark:imagenet1k")
     attempt("imagenet metadata", meta)
     from uta_bench.cli.main import main
-    for argv in (["tasks"], ["models"], ["table", "--paper", "--format", "markdown"], ["info"], ["--help"]):
+    tmp = sys.argv[2]
+    must_pass = (["tasks"], ["models"], ["table", "--paper", "--format", "markdown"], ["info"], ["--help"],
+                 ["results"], ["plot", "masks", "--n", "16", "--out", f"{tmp}/masks.png"])
+    for argv in must_pass:
         attempt("uta-bench " + " ".join(argv), lambda: main(argv))
+    # error paths (a one-line error and exit 1/2 is the expected outcome; an ImportError is not)
+    for argv in (["data", "check", "imagenet1k", "--data-root", f"{tmp}/none"], ["compare", "run_a", "run_b"],
+                 ["data", "check", "sample_photos", "--no-hash"]):
+        attempt("uta-bench " + " ".join(argv), lambda: main(argv), exit_ok=True)
     print(json.dumps({"skipped": skipped, "failed": failed, "hidden_hits": sorted(set(hits))}))
 """)
 
@@ -167,16 +179,21 @@ def hidden_modules(allowed: set[str]) -> list[str]:
                   and not {_norm(d) for d in owners} & allowed)
 
 
-def probe(hidden: list[str]) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
-    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(hidden)], capture_output=True, text=True,
-                       env=env, timeout=900)
+def probe(hidden: list[str], tmp: Path) -> dict:
+    _, extras = _declared()
+    extra_dists = {_norm(r.name) for e, rs in extras.items() if e not in TEST_ONLY_EXTRAS for r in rs}
+    optional = sorted(OPTIONAL_MODULES | {m for m, owners in metadata.packages_distributions().items()
+                                          if {_norm(d) for d in owners} & extra_dists})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120", "MPLBACKEND": "Agg",
+           "UTA_BENCH_STORE": str(tmp / "store.sqlite"), "UTA_BENCH_HOME": str(tmp / "home")}
+    r = subprocess.run([sys.executable, "-c", PROBE, json.dumps(hidden), str(tmp), json.dumps(optional)], capture_output=True,
+                       text=True, env=env, timeout=900, cwd=tmp)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("scope", ["core", "installed extras"])
-def test_runtime_imports_are_declared(scope):
+def test_runtime_imports_are_declared(scope, tmp_path):
     """With only what uta-bench requires visible -- its core requirements (what `pip install uta-bench`
     gives), then core + the runtime extras installed here -- every module imports (or is skipped for a
     missing optional package) and the cheap CLI paths work."""
@@ -185,7 +202,7 @@ def test_runtime_imports_are_declared(scope):
         allowed, installed = _closure(core, extras) | {"uta-bench"}, []
     else:
         allowed, installed = allowed_distributions()
-    found = probe(hidden_modules(allowed))
+    found = probe(hidden_modules(allowed), tmp_path)
     assert not found["failed"], (f"needs packages uta-bench does not require (core + extras {installed}), "
                                  f"or failed: {found['failed']}")
     for name, err in found["skipped"].items():   # only for a package an extra (not visible here) provides
