@@ -23,10 +23,12 @@ def test_uta_bench_is_the_installed_wheel():
     assert REPO not in f.parents and paths.checkout_root() is None
     data = paths.repo_root()
     assert data == paths.installed_data_root()
+    def files(root):   # pip byte-compiles the recipes' .py files at install time: __pycache__ is not data
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
     for rel in paths.PACKAGE_DATA:     # the wheel's copies equal the checkout's source of truth
-        src = sorted(p.relative_to(REPO / rel) for p in (REPO / rel).rglob("*") if p.is_file()
-                     and "__pycache__" not in p.parts and not p.name.startswith("store.sqlite"))
-        assert src and sorted(p.relative_to(data / rel) for p in (data / rel).rglob("*") if p.is_file()) == src
+        src = files(REPO / rel)
+        assert src and files(data / rel) == src
         assert all((data / rel / p).read_bytes() == (REPO / rel / p).read_bytes() for p in src)
 
 
