@@ -106,11 +106,9 @@ rc_slow=0
 "${PYTEST[@]}" -m slow --junitxml "$WORK/junit-slow.xml" ${ARGS[@]+"${ARGS[@]}"} "${PATHS[@]}" || rc_slow=$?
 [[ $rc_slow == 5 ]] && rc_slow=0            # no slow tests in this selection
 
-rc_smoke=0
-if [[ $rc == 0 && $rc_slow == 0 ]]; then
-    stage "installed CLI from an empty folder (scripts/smoke_installed.sh)"
-    bash "$REPO/scripts/smoke_installed.sh" "$VENV" || rc_smoke=$?
-fi
+rc_smoke=0                                  # runs even after a pytest failure: report everything at once
+stage "installed CLI from an empty folder (scripts/smoke_installed.sh)"
+bash "$REPO/scripts/smoke_installed.sh" "$VENV" || rc_smoke=$?
 
 stage "summary ($(( $(date +%s) - T_START )) s)"
 "$VPY" - "$WORK"/junit-*.xml <<'EOF'
