@@ -124,7 +124,10 @@ for path in sys.argv[1:]:
         skip = case.find("skipped")
         if skip is not None:
             n["skipped"] += 1
-            why[(skip.get("message") or "?").split("\n")[0][:120]] += 1
+            reason = skip.get("message") or "?"
+            if reason == "collection skipped":          # a whole module skipped: the reason is in the text
+                reason = "module: " + (skip.text or "?").rsplit("Skipped: ", 1)[-1].strip().removesuffix("\")")
+            why[reason.split("\n")[0][:120]] += 1
 reasons = "; ".join(f"{c} x {r}" for r, c in why.most_common()) or "none"
 print(f"test.sh: {n['run']} tests collected, {n['skipped']} skipped ({reasons})")
 EOF
