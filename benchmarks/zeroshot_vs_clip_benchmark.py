@@ -115,10 +115,10 @@ def component_rates(weights: Path, data: Path, names1k, templates80, workers: in
     from clip_benchmark.metrics import zeroshot_classification as zc
 
     from uta_bench.data.wds import list_wds
-    from uta_bench.evaluation.features import image_features
-    from uta_bench.evaluation.retrieval import caption_features
+    from uta_bench.zeroshot.features import image_features
+    from uta_bench.zeroshot.retrieval import caption_features
     from uta_bench.models.loader import load_model
-    from uta_bench.zeroshot import build_classifier
+    from uta_bench.zeroshot.classifier import build_classifier
 
     loaded = load_model("openclip_b16", checkpoint=str(weights))
     caps = [c for cc in list_wds(data / "coco").captions for c in cc][:160]
@@ -189,7 +189,8 @@ def main():
     from open_clip import create_model
     from safetensors.torch import save_file
 
-    from uta_bench.evaluation.prompts import classnames, templates
+    from uta_bench.data.classes import classnames
+    from uta_bench.zeroshot.prompts import templates
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="zs_bench_"))
     (work / "cards").mkdir(parents=True, exist_ok=True)

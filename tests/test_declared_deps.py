@@ -74,9 +74,10 @@ PROBE = textwrap.dedent(r"""
     # the cheap real paths that import lazily
     def meta():
         from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
-        from uta_bench.evaluation import prompts
+        from uta_bench.data.classes import classnames
+        from uta_bench.zeroshot.prompts import templates
         imagenet_wnids(); subset_indices("clip_benchmark:imagenet-a"); subset_indices("clip_benchmark:imagenet-r")
-        prompts.classnames("clip_benchmark:imagenet1k"); prompts.templates("clip_benchmark:imagenet1k")
+        classnames("clip_benchmark:imagenet1k"); templates("clip_benchmark:imagenet1k")
     attempt("imagenet metadata", meta)
     from uta_bench.cli.main import main
     tmp = sys.argv[2]

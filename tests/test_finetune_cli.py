@@ -67,7 +67,7 @@ def test_torchrun_ddp(ft_data, tmp_path):
     assert r.returncode == 0, (r.stdout[-1500:], r.stderr[-2500:])
     import json
 
-    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log] == [1, 2, 3]          # 12 images / global batch 4 (2 ranks x 2)
     from uta_bench.models.loader import load_model
 

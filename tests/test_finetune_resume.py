@@ -2,6 +2,8 @@
 accumulation; different worker counts) and bf16 autocast."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -43,12 +45,16 @@ def test_resume_is_bitwise_exact(ft_data, tmp_path):
     a = torch.load(tmp_path / "full" / STATE, weights_only=True)
     b = torch.load(tmp_path / "split" / STATE, weights_only=True)
     for part_name in ("model", "ema"):
-        for k, v in a[part_name].items():
-            assert torch.equal(v, b[part_name][k]), (part_name, k)
+        pa, pb = (a, b) if part_name == "model" else (a["extra"], b["extra"])
+        for k, v in pa[part_name].items():
+            assert torch.equal(v, pb[part_name][k]), (part_name, k)
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
-    log = [ln for ln in (tmp_path / "split" / "log.jsonl").read_text().splitlines() if ln]
-    assert len(log) == 6
+    log = [json.loads(ln) for ln in (tmp_path / "split" / "train_log.jsonl").read_text().splitlines() if ln]
+    assert [x["step"] for x in log] == [1, 2, 3, 4, 5, 6]
+    assert [x["loss"] for x in log] == full["losses"]
+    # warm-up: 1 of 2 epochs = 3 updates at 2e-3 * (step+1)/3; cosine over updates 3..5 down to min_lr 0
+    assert [x["lr"] for x in log] == pytest.approx([2e-3 / 3, 4e-3 / 3, 2e-3, 2e-3, 1e-3, 0.0])
 
 
 def test_resume_refuses_changed_settings(ft_data, tmp_path):

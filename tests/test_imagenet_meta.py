@@ -13,7 +13,8 @@ import pytest
 
 from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices, subset_wnids
 from uta_bench.errors import UtaBenchError
-from uta_bench.evaluation.prompts import classnames, templates
+from uta_bench.data.classes import classnames
+from uta_bench.zeroshot.prompts import templates
 
 
 def _builder_literal(name: str) -> list[str]:

@@ -238,11 +238,15 @@ def test_recipe_files_match_paper():
 
 
 def test_lr_schedule():
-    from uta_bench.llava.train import lr_factor
+    from uta_bench.llava.recipe import LlavaRecipe
+    from uta_bench.llava.train import lr_at
 
-    assert [lr_factor(s, 10, 2, "cosine") for s in (0, 1, 2)] == [0.0, 0.5, 1.0]
-    assert lr_factor(6, 10, 2, "cosine") == pytest.approx(0.5)      # half-way through the decay
-    assert lr_factor(10, 10, 2, "cosine") == pytest.approx(0.0)
+    cos, const = LlavaRecipe(lr=1.0, warmup_steps=2), LlavaRecipe(lr=1.0, warmup_steps=2, schedule="constant")
+    # warm-up (step+1)/2, then cosine over steps 2..10 of 11, reaching 0 at the last step
+    assert [lr_at(cos, s, 11) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert lr_at(cos, 6, 11) == pytest.approx(0.5)      # half-way through the decay
+    assert lr_at(cos, 10, 11) == pytest.approx(0.0)
+    assert [lr_at(const, s, 11) for s in (0, 1, 2, 6, 10)] == [0.5, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_bench_layout_errors(tmp_path):

@@ -28,7 +28,7 @@ def test_train_pretrain_smoke_resume_export_and_store(tmp_path, sample_folder, o
     assert code == 0, text
     import pandas as pd
 
-    rows = pd.read_csv(out / "loss.csv")
+    rows = pd.read_json(out / "train_log.jsonl", lines=True)
     assert rows["step"].tolist() == [1, 2, 3, 4, 5, 6]
     assert rows["val_loss"].notna().sum() == 2        # val_every 3 -> steps 3 and 6
     from uta_bench.models.loader import load_model   # the student loads like a released checkpoint
@@ -99,9 +99,11 @@ def test_plot_masks_and_loss(tmp_path, capsys):
     code, text = _cli(["plot", "masks", "--n", "300", "--out", str(tmp_path / "f3.png")], capsys)
     assert code == 0 and (tmp_path / "f3.png").stat().st_size > 10_000
     assert "block_reversed" in text
-    csv = tmp_path / "loss.csv"
-    csv.write_text("step,epoch,lr,train_loss,val_loss,step_s\n1,0.1,1e-3,-0.1,,0.1\n2,0.2,1e-3,-0.3,-0.25,0.1\n")
-    code, text = _cli(["plot", "loss", f"uta={csv}", "--out", str(tmp_path / "f4.png")], capsys)
+    log = tmp_path / "run" / "train_log.jsonl"
+    log.parent.mkdir()
+    log.write_text('{"step": 1, "epoch": 0.1, "lr": 1e-3, "train_loss": -0.1, "step_s": 0.1}\n'
+                   '{"step": 2, "epoch": 0.2, "lr": 1e-3, "train_loss": -0.3, "val_loss": -0.25, "step_s": 0.1}\n')
+    code, text = _cli(["plot", "loss", f"uta={log}", str(log.parent), "--out", str(tmp_path / "f4.png")], capsys)
     assert code == 0 and (tmp_path / "f4.png").stat().st_size > 10_000
-    code, text = _cli(["plot", "loss", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x.png")], capsys)
+    code, text = _cli(["plot", "loss", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x.png")], capsys)
     assert code == 2 and "does not exist" in text

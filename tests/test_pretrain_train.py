@@ -1,4 +1,5 @@
 """Objectives and the training loop: UTA ignores masked positions, exact resume, NaN stop, DDP == 1 process."""
+import json
 import os
 import socket
 
@@ -114,9 +115,22 @@ def test_resume_reproduces_uninterrupted_curve(tmp_path):
     assert len(a) == len(b) == 6
     assert a == b                                     # bit-identical
     assert [r["lr"] for r in full.history] == [r["lr"] for r in rest.history]
+    lo, hi = 1e-5, 2e-3        # warm-up 2 steps at lr*(step+1)/2, then cosine to min_lr at the last step (5)
+    assert [r["lr"] for r in full.history] == pytest.approx([1e-3, hi, hi, lo + (hi - lo) * 0.75,
+                                                             lo + (hi - lo) * 0.25, lo])
     for k, v in full.student.state_dict().items():
         assert torch.equal(v, rest.student.state_dict()[k]), k
-    assert (tmp_path / "b" / "run" / "loss.csv").read_text().count("\n") == 7
+    log = [json.loads(x) for x in (tmp_path / "b" / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]            # the resumed run's log reads as one run
+    assert [r["train_loss"] for r in log] == a
+    if __import__("importlib").util.find_spec("tensorboard"):     # same curve in TensorBoard, resume included
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(tmp_path / "b" / "run" / "tensorboard"))
+        acc.Reload()
+        events = acc.Scalars("train_loss")
+        assert [e.step for e in events] == [1, 2, 3, 4, 5, 6]
+        assert [e.value for e in events] == pytest.approx(a)          # float32 in the event file
 
 
 class _NaNAfter(torch.nn.Module):
@@ -135,8 +149,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(DivergedError, match=r"loss is nan at step 5.*last good checkpoint is .*last\.pt"):
         pretrain(cfg, TensorImages(_images()), _NaNAfter(_teacher(), 5), _student(), progress=False)
     blob = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    assert blob["step"] == 4 and len(blob["history"]) == 4
-    assert all(torch.isfinite(v).all() for v in blob["student"].values())
+    assert blob["step"] == 4 and len(blob["extra"]["history"]) == 4
+    assert all(torch.isfinite(v).all() for v in blob["model"].values())
 
 
 def _ddp_worker(rank, world, port, out_dir):

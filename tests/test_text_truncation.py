@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uta_bench.text import encode_text, supports_truncation
+from uta_bench.zeroshot.text import encode_text, supports_truncation
 
 PROMPTS = ["a photo of a tench.", "a bad photo of the great white shark.", "itap of a goldfish.",
            "a sculpture of a hammerhead shark.", "a photo of the large electric ray.",
@@ -71,7 +71,7 @@ def test_truncation_falls_back_when_not_exact():
 @pytest.mark.parametrize("n", [1, 7])
 def test_classifier_uses_truncated_text_and_matches_full(n):
     from uta_bench.models.loader import load_model
-    from uta_bench.zeroshot import build_classifier
+    from uta_bench.zeroshot.classifier import build_classifier
 
     torch.manual_seed(4)
     loaded = load_model("uta_tiny", pretrained=False)
@@ -89,7 +89,7 @@ NAMES = ["tench", "great white shark", "hammerhead", "electric ray with a very l
 
 
 def _check_prefix(model, tokenizer):
-    from uta_bench.text import encode_suffix, prefix_states, shared_prefix_length, supports_prefix_sharing
+    from uta_bench.zeroshot.text import encode_suffix, prefix_states, shared_prefix_length, supports_prefix_sharing
 
     assert supports_prefix_sharing(model.text if hasattr(model, "text") else model)
     with torch.no_grad():
@@ -132,9 +132,9 @@ def test_shared_prefix_is_exact_on_uta_and_custom_text_towers():
 def test_prefix_sharing_only_where_exact_and_classifier_uses_it(monkeypatch):
     import open_clip
 
-    from uta_bench import text
+    from uta_bench.zeroshot import text
     from uta_bench.models.loader import load_model
-    from uta_bench.zeroshot import build_classifier
+    from uta_bench.zeroshot.classifier import build_classifier
 
     bidir = open_clip.CustomTextCLIP(embed_dim=32, vision_cfg=dict(image_size=32, layers=1, width=64, patch_size=16),
                                      text_cfg=dict(width=32, heads=2, layers=1, no_causal_mask=True,

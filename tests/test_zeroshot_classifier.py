@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import uta_bench
-from uta_bench import zeroshot
-from uta_bench.zeroshot import build_classifier, cache_dir
+from uta_bench.zeroshot import classifier as zeroshot
+from uta_bench.zeroshot.classifier import build_classifier, cache_dir
 
 CLASSES = ["cat", "dog", "golden retriever", "airliner", "cup of coffee", "rocket", "moon"]
 TEMPLATES = ["a photo of a {c}.", "a blurry photo of the {c}.", "itap of my {c} on a sunny day in the park.",
@@ -57,7 +57,7 @@ def test_cache_hit_is_a_file_read(tiny, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("text tower must not run on a cache hit")
 
-    monkeypatch.setattr("uta_bench.text.encode_text", boom)
+    monkeypatch.setattr("uta_bench.zeroshot.text.encode_text", boom)
     second = build_classifier(tiny, CLASSES, TEMPLATES)
     assert torch.equal(first.weights, second.weights)
 

@@ -15,7 +15,7 @@ from uta_bench.data import synthetic as syn
 SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
-from uta_bench.runner import RunConfig, run_zeroshot
+from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 cfg = RunConfig(model="uta_tiny", tasks=sys.argv[1].split(","), data_root=sys.argv[2], progress=False,
                 pretrained=False, batch_size=2, feature_chunk=2, use_cache=False)
 print("RUN", run_zeroshot(cfg))
@@ -30,7 +30,7 @@ def _port() -> int:
 
 def test_two_gloo_processes_equal_one(tmp_path):
     from uta_bench.predictions import load_predictions
-    from uta_bench.runner import RunConfig, run_zeroshot
+    from uta_bench.zeroshot.run import RunConfig, run_zeroshot
     from uta_bench.store import ResultsStore
 
     syn.make_imagefolder(tmp_path / "data" / "f", ["a", "b", "c"], per_class=3)            # 9 images

@@ -14,7 +14,7 @@ import torch
 from zs_helpers import TEMPLATES, cb_classification, cb_retrieval, cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.data.imagenet_meta import imagenet_wnids, subset_wnids
-from uta_bench.runner import evaluate_loaded
+from uta_bench.zeroshot.run import evaluate_loaded
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_imagenetv2_layout_matches_clip_benchmark(loaded, tmp_path, monkeypatch)
     monkeypatch.setattr(imagenetv2, "V2_DATASET_SIZE", 12)   # its size guard would try to download
     ds = imagenetv2.ImageNetV2Dataset(transform=loaded.preprocess, location=str(root.parent))
     from clip_benchmark.datasets.builder import build_dataset  # noqa: F401 - (names come from its json)
-    from uta_bench.evaluation.prompts import classnames
+    from uta_bench.data.classes import classnames
 
     cb = cb_classification(loaded, ds, classnames("clip_benchmark:imagenet1k"), TEMPLATES)
     _assert_cls(ours, "v2", cb)
@@ -85,7 +85,7 @@ def test_wds_imagenet_a_matches_clip_benchmark(loaded, tmp_path):
     """clip_benchmark's wds export of IN-A: labels 0..199 index the 200 names in 1000-class order."""
     from clip_benchmark.datasets.builder import build_dataset
 
-    from uta_bench.evaluation.prompts import classnames
+    from uta_bench.data.classes import classnames
 
     pos = {w: i for i, w in enumerate(imagenet_wnids())}
     names200 = [classnames("clip_benchmark:imagenet1k")[pos[w]] for w in subset_wnids("imagenet-a")]

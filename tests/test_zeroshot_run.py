@@ -9,7 +9,7 @@ import torch
 from zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
-from uta_bench.runner import evaluate_loaded
+from uta_bench.zeroshot.run import evaluate_loaded
 
 EXPECTED = {"imagenet1k": 50000, "imagenet_a": 7500, "imagenet_r": 30000, "imagenet_v2": 10000,
             "imagenet_sketch": 50889, "objectnet": 18574, "flickr30k": 1000, "mscoco": 5000}
@@ -113,7 +113,7 @@ def test_data_check_cli_counts_manifest_and_run_records_it(loaded, tmp_path, mon
     with pytest.raises(SystemExit) as ok:
         main(["data", "check", "f"])
     assert ok.value.code == 0
-    from uta_bench.data.check import manifest_path
+    from uta_bench.data.manifest import manifest_path
 
     m = json.loads(manifest_path("f").read_text())
     assert m["n_samples"] == 12 and len(m["files"]) == 12 and len(m["files"][0]["sha256"]) == 64
@@ -147,3 +147,21 @@ def test_same_shaped_datasets_never_share_cached_features(loaded, tmp_path):
     r = rows(evaluate_loaded(loaded, [str(c) for c in cards], cfg(tmp_path, cards)))
     e1, e2 = (json.loads(r[(t, "top1")].extra_json) for t in ("w1", "w2"))
     assert e1["feature_cache"] != e2["feature_cache"] and e2["images_encoded"] == 4
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"classes": ["a", "b", "c", "d"], "class_subset": [0, 1, 2, 5]}, "class_subset index 5 is outside the 4 classes"),
+    ({"classes": ["a", "b"]}, "the data lists 4 classes but task f evaluates 2"),
+])
+def test_data_check_rejects_what_the_run_rejects(loaded, tmp_path, fields, needle):
+    """One class/subset check for both: `data check` used to say ok for data the run refuses."""
+    from uta_bench.data.check import check_task
+    from uta_bench.taskcards import load_card_file
+
+    syn.make_imagefolder(tmp_path / "data" / "f", [f"class_{i}" for i in range(4)], per_class=1)
+    card = write_card(tmp_path, "f", type="classification", dataset={"path": "f", "labels": "folder"},
+                      templates=TEMPLATES, **fields)
+    with pytest.raises(UtaBenchError, match=needle):
+        evaluate_loaded(loaded, [str(card)], cfg(tmp_path, [card], use_cache=False))
+    res = check_task(load_card_file(card), tmp_path / "data", do_hash=False, progress=False)
+    assert not res.ok and needle in res.message

@@ -25,7 +25,7 @@ def write_card(dir_: Path, name: str, **fields) -> Path:
 
 
 def cfg(tmp_path, tasks, **kw):
-    from uta_bench.runner import RunConfig
+    from uta_bench.zeroshot.run import RunConfig
 
     return RunConfig(model="uta_tiny", tasks=[str(t) for t in tasks], data_root=str(tmp_path / "data"),
                      progress=False, pretrained=False, batch_size=kw.pop("batch_size", 16), **kw)

@@ -1,7 +1,8 @@
 """torchrun support: exact sharding (no padded duplicates) and gathering to every rank.
 
 ``torchrun --nproc_per_node N -m uta_bench run zeroshot ...`` sets RANK / WORLD_SIZE / LOCAL_RANK;
-:func:`setup` joins the process group (NCCL on CUDA, gloo on CPU). Work is split into fixed chunks
+:func:`setup` joins the process group through the one set-up in ``uta_bench.training.dist`` (NCCL on
+CUDA, gloo on CPU). Work is split into fixed chunks
 assigned round-robin (``chunks[rank::world]``), so every sample is computed exactly once.
 """
 from __future__ import annotations
@@ -34,20 +35,14 @@ def current() -> Dist:
 
 
 def setup(device: str = "cpu") -> tuple[Dist, str]:
-    """Join the torchrun process group if there is one; returns (Dist, device for this rank)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), device
-    import torch
-    import torch.distributed as td
+    """Join the torchrun process group if there is one (``training.setup_distributed``); returns
+    (Dist, device for this rank)."""
+    from uta_bench.training.dist import setup_distributed
 
-    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
-    if device.startswith("cuda"):
-        device = f"cuda:{local}"
-        torch.cuda.set_device(local)
-    if not td.is_initialized():
-        td.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return Dist(td.get_rank(), td.get_world_size(), local), device
+    env = setup_distributed(device)
+    if env.world_size <= 1:
+        return Dist(), device
+    return Dist(env.rank, env.world_size, env.local_rank), str(env.device)
 
 
 def gather(obj, dist: Dist) -> list:

@@ -2,7 +2,7 @@
 
 1. Candidate: per task, re-use the latest measured rows of the same model with the same weights
    (sha256 of ``--checkpoint``), the same ``--limit`` and the same random-init flag; evaluate the
-   other tasks in one new run through :func:`uta_bench.runner.run_zeroshot`.
+   other tasks in one new run through :func:`uta_bench.zeroshot.run.run_zeroshot`.
 2. Baseline (``--against``): ``paper`` (the paper cells of the model's PaperRef, see
    :mod:`uta_bench.paper.mapping`), a run id in the store, or a model name (its latest measured rows,
    excluding the candidate's runs).
@@ -91,7 +91,7 @@ def candidate_rows(store, model: str, checkpoint: str | None, tasks: dict, limit
                 have[r.task] = r.run_id          # latest wins
     todo = [t for t in tasks if t not in have]
     if todo:
-        from uta_bench.runner import RunConfig, run_zeroshot
+        from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
         cfg = RunConfig(model=model, tasks=todo, checkpoint=checkpoint, store=store.url, limit=limit,
                         pretrained=not random_init, progress=progress, **run_kwargs)

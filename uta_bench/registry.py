@@ -5,7 +5,6 @@ Pure data, no torch import: `uta-bench models` must stay instant.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from uta_bench.errors import suggest
 
@@ -93,6 +92,3 @@ def resolve_alias(name: str) -> ModelCard:
 def cards() -> dict[str, ModelCard]:
     _ensure_loaded()
     return dict(_REGISTRY)
-
-
-ArchBuilder = Callable[..., object]

@@ -1,5 +1,5 @@
-"""Entry point: builds the typer app from the command modules and turns UtaBenchError into
-``error: <one line>`` with a non-zero exit code."""
+"""Entry point: builds the typer app from the command modules, installs the log handler
+(``--verbose``) and turns UtaBenchError into ``error: <one line>`` with a non-zero exit code."""
 from __future__ import annotations
 
 import importlib
@@ -37,6 +37,30 @@ COMMAND_MODULES = (
     "uta_bench.cli.det",
     "uta_bench.cli.llava",
 )
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Library modules log to ``uta_bench.*`` loggers; the CLI shows them on stderr through rich
+    (warnings and up; everything with ``--verbose``). The root logger is left alone."""
+    import logging
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    logger = logging.getLogger("uta_bench")
+    for h in [h for h in logger.handlers if getattr(h, "_uta_bench_cli", False)]:
+        logger.removeHandler(h)
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=verbose)
+    handler._uta_bench_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.callback()
+def _global_options(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                                 help="Log what the library does (cache recoveries, hub "
+                                                      "fallbacks, ...), at debug level.")):
+    setup_logging(verbose)
 
 
 def build() -> typer.Typer:

@@ -27,7 +27,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def pretrain_cmd(
         recipe: str = typer.Option(..., "--recipe", "-r", help="recipes/pretrain/<name>.yaml or a path."),
         data: Optional[str] = typer.Option(None, "--data", help="ImageFolder root or webdataset shards."),
-        out: Optional[str] = typer.Option(None, "--out", "-o", help="Output dir (checkpoints, loss.csv)."),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="Output dir (last.pt, train_log.jsonl)."),
         steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total steps (overrides epochs)."),
         sets: List[str] = typer.Option([], "--set", help="Override a recipe field: KEY=VALUE (repeatable)."),
         resume: str = typer.Option("auto", "--resume", help="'auto' (OUT/last.pt if present), a path, or 'no'."),
@@ -78,20 +78,19 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
     @plot_app.command("loss")
     def plot_loss_cmd(
-        csvs: List[str] = typer.Argument(..., help="loss.csv files written by `train pretrain` (label=PATH ok)."),
+        logs: List[str] = typer.Argument(..., help="train_log.jsonl files (or their run directories) written by "
+                                        "`train pretrain` (label=PATH ok)."),
         out: str = typer.Option("results/figures/fig4_loss.png", "--out", "-o"),
     ):
         """Fig. 4: training and validation loss curves from pre-training runs."""
         from pathlib import Path
 
-        from uta_bench.pretrain.checkpointing import read_loss_csv
+        from uta_bench.pretrain.checkpointing import read_loss_log
         from uta_bench.pretrain.plots import plot_loss
 
         curves = {}
-        for spec in csvs:
+        for spec in logs:
             label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
             p = Path(path)
-            if p.is_dir():
-                p = p / "loss.csv"
-            curves[label or p.parent.name] = read_loss_csv(p)
+            curves[label or (p if p.is_dir() else p.parent).name] = read_loss_log(p)
         typer.echo(f"wrote {plot_loss(curves, out)}")

@@ -35,7 +35,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from rich.console import Console
 
         from uta_bench.distributed import current
-        from uta_bench.runner import RunConfig, run_zeroshot
+        from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
         console = Console()
         tasks = [t for item in tasks for t in item.split(",") if t]

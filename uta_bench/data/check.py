@@ -1,21 +1,16 @@
-"""`uta-bench data check`: presence, counts and a content manifest (file sha256s) per task.
+"""`uta-bench data check`: presence, counts, classes and a content manifest (file sha256s) per task.
 
-The manifest is written to ``$UTA_BENCH_HOME/manifests/<task>.json``. A later run whose quick
-manifest (names + sizes) still matches records the manifest's content digest in the results store
-(``dataset_manifest = sha256:<digest>``). Unchanged files (same size and mtime) re-use the hashes of
-the previous check, so a second check takes seconds.
+A task passes only when the run would accept its data: the class checks are the run's own
+(:mod:`uta_bench.data.classes`). The manifest (:mod:`uta_bench.data.manifest`) is written to
+``$UTA_BENCH_HOME/manifests/<task>.json``; a later run whose quick manifest still matches records its
+content digest in the results store (``dataset_manifest = sha256:<digest>``).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from uta_bench.errors import UtaBenchError
-from uta_bench.paths import atomic_write_text, home
 
 
 @dataclass
@@ -32,62 +27,23 @@ class CheckResult:
     manifest: str | None = None
 
 
-def manifest_path(task: str) -> Path:
-    return home() / "manifests" / f"{task.replace('/', '_').replace(':', '_')}.json"
+def list_checked(card, root: Path):
+    """The task's TaskData, after the same class checks as the run (UtaBenchError when it would fail)."""
+    from uta_bench.data.classes import check_classes, classnames, effective_wnids
+    from uta_bench.data.resolve import load_task_data
 
-
-def matching_content_digest(task: str, quick: str) -> str | None:
-    p = manifest_path(task)
-    try:
-        m = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    return m.get("content_sha256") if m.get("quick") == quick else None
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def hash_files(root: Path, names: list[str], previous: dict, progress: bool = True, label: str = "hash") -> list[dict]:
-    """[{name, size, mtime, sha256}] for ``names`` (relative to ``root``), re-using unchanged entries."""
-    from uta_bench.progress import progress_bar
-
-    out: dict[str, dict] = {}
-    todo = []
-    for n in names:
-        st = os.stat(root / n)
-        prev = previous.get(n)
-        if prev and prev.get("size") == st.st_size and prev.get("mtime") == st.st_mtime_ns:
-            out[n] = prev
-        else:
-            todo.append((n, st))
-    total = sum(st.st_size for _, st in todo)
-    with progress_bar(progress and bool(todo), total, label, "B") as advance, \
-            ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2))) as pool:
-        def one(item):
-            n, st = item
-            return n, {"name": n, "size": st.st_size, "mtime": st.st_mtime_ns, "sha256": _sha256(str(root / n))}
-
-        for n, entry in pool.map(one, todo):
-            out[n] = entry
-            advance(entry["size"])
-    return [out[n] for n in names]
+    if card.type != "classification":
+        return load_task_data(card, root)
+    data = load_task_data(card, root, effective_wnids(card))
+    check_classes(card, data, classnames(card.classes, data.data_classnames))
+    return data
 
 
 def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) -> CheckResult:
-    from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
-    from uta_bench.data.resolve import load_task_data, manifest_files, quick_manifest
-    from uta_bench.evaluation.tasks import IMAGENET_CLASSES
+    from uta_bench.data.manifest import write_content_manifest
 
-    eff = None
-    if card.type == "classification" and card.classes in IMAGENET_CLASSES:
-        sub = subset_indices(card.class_subset)
-        w = imagenet_wnids()
-        eff = [w[i] for i in sub] if sub is not None else w
     try:
-        data = load_task_data(card, root, eff)
+        data = list_checked(card, root)
     except UtaBenchError as e:
         return CheckResult(card.task, False, str(e), expected=card.expected_samples,
                            expected_captions=card.expected_captions)
@@ -100,27 +56,5 @@ def check_task(card, root: Path, do_hash: bool = True, progress: bool = True) ->
         problems.append(f"{ncap} captions, expected {card.expected_captions}")
     res = CheckResult(card.task, not problems, "; ".join(problems) or "ok", data.fmt, str(data.root), n,
                       card.expected_samples, ncap, card.expected_captions)
-    quick = quick_manifest(data)
-    files = [name for name, _ in manifest_files(data)]
-    mpath = manifest_path(card.task)
-    previous = {}
-    if mpath.is_file():
-        try:
-            old = json.loads(mpath.read_text())
-            if old.get("root") == str(data.root):
-                previous = {e["name"]: e for e in old.get("files", [])}
-        except (OSError, ValueError, KeyError, TypeError):
-            previous = {}
-    entries = hash_files(data.root, files, previous, progress, f"hash {card.task}") if do_hash else []
-    content = None
-    if do_hash:
-        h = hashlib.sha256(quick.encode())
-        for e in entries:
-            h.update(f"{e['name']}\t{e['size']}\t{e['sha256']}\n".encode())
-        content = h.hexdigest()
-    atomic_write_text(mpath, json.dumps({
-        "task": card.task, "task_version": card.version, "root": str(data.root), "format": data.fmt,
-        "n_samples": n, "n_captions": ncap, "quick": quick, "content_sha256": content, "files": entries},
-        indent=1))
-    res.manifest = str(mpath)
+    res.manifest = str(write_content_manifest(data, card, do_hash, progress))
     return res

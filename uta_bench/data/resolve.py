@@ -169,39 +169,3 @@ def _retrieval(card: TaskCard, fmt: str, d: Path) -> TaskData:
     return TaskData(card.task, "retrieval", lst.fmt, d, lst.refs, captions=lst.captions,
                     info={"annotation": lst.annotation})
 
-
-def manifest_files(data: TaskData) -> list[tuple[str, int]]:
-    """(name relative to the data folder, size) of every file a number depends on."""
-    out = {}
-    for r in data.refs:
-        if isinstance(r, str):
-            out[os.path.relpath(r, data.root)] = os.path.getsize(r)
-        else:
-            out[os.path.relpath(r.tar, data.root)] = os.path.getsize(r.tar)
-    for extra in ("annotation", "mappings"):
-        p = data.info.get(extra)
-        if p and Path(p).is_file():
-            out[os.path.relpath(p, data.root)] = os.path.getsize(p)
-    return sorted(out.items())
-
-
-def quick_manifest(data: TaskData) -> str:
-    """sha256 over the data folder, (relative name, size, mtime) of the data files and every sample's
-    name / tar member offset+size, labels and captions: cheap, and different for different data even
-    when two tar shards happen to have the same (block-padded) size."""
-    import hashlib
-
-    h = hashlib.sha256(f"{Path(data.root).resolve()}\n".encode())
-    for rel, size in manifest_files(data):
-        h.update(f"{rel}\t{size}\t{os.stat(data.root / rel).st_mtime_ns}\n".encode())
-    h.update(f"{data.fmt}\t{len(data.refs)}\n".encode())
-    for r in data.refs:
-        if isinstance(r, str):
-            h.update(os.path.relpath(r, data.root).encode() + b"\n")
-        else:
-            h.update(f"{os.path.relpath(r.tar, data.root)}:{r.name}:{r.offset}:{r.size}\n".encode())
-    if data.labels is not None:
-        h.update(",".join(map(str, data.labels)).encode())
-    if data.captions is not None:
-        h.update("\x1e".join("\x1f".join(c) for c in data.captions).encode())
-    return h.hexdigest()

@@ -22,7 +22,8 @@ SAMPLE_CLASSES = {
 }
 
 
-def _rgb(img: np.ndarray) -> np.ndarray:
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """HxW, HxWx3 or HxWx4 array of any dtype -> HxWx3 uint8 (min-max scaled when not uint8)."""
     if img.ndim == 2:
         img = np.stack([img] * 3, -1)
     if img.shape[-1] == 4:
@@ -47,7 +48,7 @@ def make_sample_imagefolder(root: str | Path, per_class: int = 3, seed: int = 0,
     rng = np.random.default_rng(seed)
     names = []
     for cls, (fn, prompt) in SAMPLE_CLASSES.items():
-        img = Image.fromarray(_rgb(getattr(skimage_data, fn)()))
+        img = Image.fromarray(to_rgb(getattr(skimage_data, fn)()))
         (root / cls).mkdir(parents=True, exist_ok=True)
         w, h = img.size
         for i in range(per_class):

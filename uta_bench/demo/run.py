@@ -5,7 +5,7 @@
 2. train a CLIP teacher contrastively on the train images' captions;
 3. compute the teacher's target tokens for the train images once;
 4. pre-train one student per objective (FD, MIM, UTA+MIM, UTA) from scratch on images only;
-5. evaluate teacher and students zero-shot through ``uta_bench.runner.run_zeroshot`` (students carry
+5. evaluate teacher and students zero-shot through ``uta_bench.zeroshot.run.run_zeroshot`` (students carry
    the teacher's text tower, saved in the released key layout, loaded with ``--checkpoint``);
 6. write every row to the results store; draw Fig. 3 and the loss curves.
 """
@@ -200,7 +200,7 @@ class _Shifted:
 
 
 def _zeroshot(cfg: DemoConfig, ckpt: Path, task_paths: list[Path], label: str) -> dict:
-    from uta_bench.runner import RunConfig, run_zeroshot
+    from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
     scores = {}
 

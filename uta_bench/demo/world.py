@@ -15,8 +15,6 @@ import numpy as np
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 90, 230), "yellow": (235, 215, 40),
            "purple": (150, 60, 200), "cyan": (40, 210, 215), "orange": (245, 140, 30), "white": (240, 240, 240)}
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
-SIZES = ("small", "large")
-POSITIONS = ("top left", "top right", "bottom left", "bottom right")
 TEMPLATES = ("a {size} {colour} {shape} at the {pos}.", "a {colour} {shape} at the {pos}.",
              "a {size} {colour} {shape}.", "a {colour} {shape}.", "a photo of a {size} {colour} {shape}.",
              "the {pos} shows a {colour} {shape}.")

@@ -65,14 +65,13 @@ def predict(net, dataloader, limit: int | None = None, progress: bool = True) ->
     import torch
 
     from uta_bench.det.metrics import to_coco_results
-    from uta_bench.progress import make_progress
+    from uta_bench.progress import progress_bar
 
     cat_ids = dataloader.dataset.cat_ids
     total = len(dataloader.dataset) if limit is None else min(limit, len(dataloader.dataset))
     dets: list[dict] = []
     seen = 0
-    with make_progress("img") as bar:
-        task = bar.add_task("detect", total=total, visible=progress)
+    with progress_bar(progress, total, "detect", "img") as advance:
         for data in dataloader:
             with torch.no_grad():
                 outs = net.test_step(data)
@@ -82,7 +81,7 @@ def predict(net, dataloader, limit: int | None = None, progress: bool = True) ->
                 dets += to_coco_results(p.bboxes.cpu().numpy(), p.scores.cpu().numpy(), p.labels.cpu().numpy(),
                                         cat_ids, s.img_id, masks)
             seen += len(outs)
-            bar.update(task, advance=len(outs))
+            advance(len(outs))
             if seen >= total:
                 break
     return dets, seen

@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -104,8 +102,3 @@ class UTALayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 @MODELS.register_module(name="UTAFederatedLoss", force=True)
 class UTAFederatedLossMM(FederatedSigmoidLoss):
     """Registered form of :class:`uta_bench.det.losses.FederatedSigmoidLoss`."""
-
-
-def lr_scales(optimizer) -> list[tuple[int, float]]:
-    """(layer_id, lr_scale) of each param group (for reports/tests)."""
-    return sorted({(g.get("layer_id", -1), g.get("lr_scale", math.nan)) for g in optimizer.param_groups})

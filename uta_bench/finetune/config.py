@@ -1,6 +1,7 @@
 """Fine-tuning settings: a dataclass, filled from a recipe (``recipes/finetune/*.yaml``) and CLI overrides.
 
-Every field maps onto a timm component (see :mod:`uta_bench.finetune.train`); nothing here trains.
+Every field maps onto a timm component or the shared training core (see :mod:`uta_bench.finetune.train`);
+nothing here trains.
 """
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ class FinetuneConfig:
     accum_steps: int = 1
     lr: float = 1e-4
     min_lr: float = 0.0
-    warmup_lr: float = 0.0
-    warmup_epochs: float = 3.0
+    warmup_epochs: float = 3.0               # linear from lr/warm-up updates (training.schedule)
     weight_decay: float = 0.05
     layer_decay: float = 0.7
     betas: tuple = (0.9, 0.999)

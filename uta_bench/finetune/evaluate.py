@@ -55,9 +55,9 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
     from torch.utils.data import Subset
 
     from uta_bench.data.imagefolder import image_folder
-    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
+    from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
     from uta_bench.finetune.model import load_finetuned
-    from uta_bench.manifest import folder_manifest
+    from uta_bench.data.manifest import folder_manifest
     from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo

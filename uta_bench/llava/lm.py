@@ -104,7 +104,3 @@ def load_lm(spec: str, dtype: str = "fp32", num_layers: int | None = None):
         raise UtaBenchError(f"unknown LM dtype {dtype!r}; use fp32 or bf16")
     model.eval()
     return model, load_tokenizer(spec)
-
-
-def clear_cache() -> None:
-    _CACHE.clear()

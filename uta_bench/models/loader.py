@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import torch.nn.functional as F
 from uta_bench.checkpoint import diff_state_dicts, format_diff, read_state_dict, sha256_file
 from uta_bench.errors import CheckpointError, UtaBenchError
 from uta_bench.registry import ModelCard, get_card, resolve_alias
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,11 +58,6 @@ class LoadedModel:
     def visual(self) -> torch.nn.Module:
         return self.model.visual
 
-    @property
-    def text_tower(self) -> torch.nn.Module:
-        """The text transformer (open_clip TextTransformer or CLIP's fused text modules)."""
-        return getattr(self.model, "text", self.model)
-
     def provenance(self) -> dict:
         return {"model": self.name, "weights_sha256": self.weights_sha256, "weights_path": self.weights_path,
                 "device": str(self.device), "precision": self.precision, "precision_run": self.precision_run,
@@ -74,7 +72,9 @@ def _precision_run(precision: str, device: torch.device) -> str:
     try:
         with torch.autocast(device_type=device.type, dtype=PRECISIONS[precision]):
             torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)
-    except (RuntimeError, AssertionError):
+    except (RuntimeError, AssertionError) as e:
+        log.warning("%s autocast is not supported on %s (%s); running fp32",
+                    precision, device, str(e).splitlines()[0] if str(e) else type(e).__name__)
         return "fp32"  # autocast unsupported for this dtype on this device: say so in provenance
     return f"{precision}-autocast"
 

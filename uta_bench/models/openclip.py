@@ -1,11 +1,14 @@
 """CLIP / OpenCLIP / EVA-CLIP / DataComp baselines, built and loaded by open_clip itself."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from uta_bench.checkpoint import read_state_dict, strict_load
 from uta_bench.errors import NotFoundError
 from uta_bench.registry import ModelCard
+
+log = logging.getLogger(__name__)
 
 
 def load_open_clip(card: ModelCard, checkpoint: str | None, trust: bool, pretrained: bool):
@@ -30,7 +33,9 @@ def load_open_clip(card: ModelCard, checkpoint: str | None, trust: bool, pretrai
         if _offline():
             raise OSError("offline")
         path = open_clip.download_pretrained(cfg)
-    except Exception:  # noqa: BLE001 - any hub/network failure ends in the same advice
+    except Exception as e:  # noqa: BLE001 - any hub/network failure ends in the same advice
+        log.warning("open_clip weights for %s could not be fetched: %s: %s", card.name,
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "")
         hub = cfg.get("hf_hub") or cfg.get("url") or "the open_clip hub"
         raise NotFoundError(f"no weights for {card.name}: download {hub} (open_clip {card.arch} / {tag}) "
                             f"when online, or pass --checkpoint PATH") from None

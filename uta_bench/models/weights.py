@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from pathlib import Path
 
@@ -10,18 +11,21 @@ from uta_bench.paths import home
 from uta_bench.registry import ModelCard
 
 SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+log = logging.getLogger(__name__)
 
 
 def _offline() -> bool:
     """HF_HUB_OFFLINE set, or the hub unreachable (checked once, 3 s): no minutes of retries."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        log.debug("HF_HUB_OFFLINE is set: not contacting the Hugging Face hub")
         return True
     import socket
 
     try:
         socket.create_connection(("huggingface.co", 443), timeout=3).close()
         return False
-    except OSError:
+    except OSError as e:
+        log.info("huggingface.co unreachable (%s): treating the hub as offline", e)
         return True
 
 
@@ -64,7 +68,9 @@ def resolve_weights(card: ModelCard, checkpoint: str | None = None) -> Path:
         if not _offline():
             try:
                 path = _download(w.hf_repo, w.filename)
-            except Exception:  # noqa: BLE001 - any network/hub failure ends in the same advice
+            except Exception as e:  # noqa: BLE001 - any network/hub failure ends in the same advice
+                log.warning("downloading %s from the Hugging Face hub (%s) failed: %s: %s", w.filename, w.hf_repo,
+                            type(e).__name__, str(e).splitlines()[0] if str(e) else "")
                 path = None
             if path is not None:
                 verify_sha256(card, path)

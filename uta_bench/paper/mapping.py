@@ -7,7 +7,10 @@ value, our value, its 95% CI and delta; measured rows without a paper row are ke
 """
 from __future__ import annotations
 
+import logging
 import re
+
+log = logging.getLogger(__name__)
 
 METRIC_ALIASES = {
     "acc1": "top1", "top1_acc": "top1", "accuracy": "top1", "acc5": "top5", "top5_acc": "top5",
@@ -104,7 +107,8 @@ def paper_comparison(measured, paper=None, tables=None, refs: dict | None = None
     refs = refs or {}
     try:
         cards = all_cards()
-    except Exception:  # noqa: BLE001 - a broken card elsewhere must not hide the table
+    except Exception as e:  # noqa: BLE001 - a broken card elsewhere must not hide the table
+        log.warning("task cards unreadable (%s); measured rows map by task name only", e)
         cards = {}
     cols = ["model", "run_id", "paper_table", "paper_row", "column", "task", "metric", "paper_value", "value",
             "ci_low", "ci_high", "n", "delta"]

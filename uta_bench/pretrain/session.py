@@ -60,7 +60,8 @@ def run_pretrain(cfg: PretrainConfig, resume: str | None = "auto", stop_after: i
     from uta_bench.models.uta import UTA_ARCHS, build_visual
     from uta_bench.pretrain.data import PretrainImages
     from uta_bench.pretrain.objectives import Student
-    from uta_bench.pretrain.train import dist_info, pretrain
+    from uta_bench.pretrain.train import pretrain
+    from uta_bench.training import setup_distributed
 
     if cfg.student_arch not in UTA_ARCHS:
         from uta_bench.errors import suggest
@@ -80,8 +81,7 @@ def run_pretrain(cfg: PretrainConfig, resume: str | None = "auto", stop_after: i
            if cfg.val_data else None)
     res = pretrain(cfg, data, teacher, student, val_dataset=val, resume=resume, stop_after=stop_after,
                    progress=progress, on_log=on_log)
-    rank, _ = dist_info()
-    if rank != 0:
+    if not setup_distributed(cfg.device).is_main:
         return res, None
     exported = None
     if res.final_step == cfg.total_steps(len(data)):
@@ -96,6 +96,7 @@ def log_to_store(cfg: PretrainConfig, res, store: str | None, every: int | None 
     under task ``pretrain_loss``; a resumed run adds its own steps, so the runs together hold the curve."""
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import Metric, ResultsStore, RunInfo
+    from uta_bench.training.log import LOG_NAME
 
     every = every or max(1, cfg.log_every)
     run = RunInfo(run_id=new_run_id(), model=f"{cfg.student_arch}<-{cfg.teacher}", device=cfg.device,
@@ -112,5 +113,5 @@ def log_to_store(cfg: PretrainConfig, res, store: str | None, every: int | None 
     rows.append(Metric("mean_step_s", res.mean_step_s if res.mean_step_s == res.mean_step_s else 0.0,
                        extra={"steps": res.final_step}))
     ResultsStore(store).write_task(run, "pretrain_loss", rows, task_version="1",
-                                   extra={"loss_csv": str(Path(cfg.output_dir) / "loss.csv")})
+                                   extra={"train_log": str(Path(cfg.output_dir) / LOG_NAME)})
     return run.run_id

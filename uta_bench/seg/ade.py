@@ -15,7 +15,6 @@ import numpy as np
 
 from uta_bench.errors import NotFoundError, UtaBenchError
 
-SPLITS = {"train": "training", "val": "validation"}
 EXPECTED = {"training": 20210, "validation": 2000}     # ADEChallengeData2016 image counts
 
 
@@ -52,11 +51,11 @@ def _photos(size: int) -> list[np.ndarray]:
     import skimage.data
     from PIL import Image
 
-    from uta_bench.data.sample import SAMPLE_CLASSES, _rgb
+    from uta_bench.data.sample import SAMPLE_CLASSES, to_rgb
 
     out = []
     for fn, _ in SAMPLE_CLASSES.values():
-        img = Image.fromarray(_rgb(getattr(skimage.data, fn)())).resize((size, size), Image.BICUBIC)
+        img = Image.fromarray(to_rgb(getattr(skimage.data, fn)())).resize((size, size), Image.BICUBIC)
         out.append(np.asarray(img))
     return out
 

@@ -61,7 +61,7 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
     from mmengine.runner import Runner
 
     from uta_bench.finetune.evaluate import paper_row
-    from uta_bench.manifest import folder_manifest
+    from uta_bench.data.manifest import folder_manifest
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.registry import get_card
     from uta_bench.seg.ade import check_ade_root

@@ -2,7 +2,7 @@
 
 Per class: mean of the L2-normalised template embeddings, renormalised (CLIP's recipe). All prompts
 are encoded in large batches (not one forward per class), each batch truncated to its longest prompt,
-and each template's shared prefix is encoded once (both exact, see :mod:`uta_bench.text`). Results
+and each template's shared prefix is encoded once (both exact, see :mod:`uta_bench.zeroshot.text`). Results
 are cached on disk, content-addressed by (weights sha256, tokenizer, class names, templates,
 precision); writes are atomic (temp file + rename).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -20,6 +21,7 @@ from uta_bench.paths import atomic_write_bytes, home
 from uta_bench.progress import progress_bar
 
 Template = str | Callable[[str], str]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,7 +60,7 @@ def model_identity(loaded) -> str:
     """Weights sha256 when known; else a digest of the text tower's tensors (random-init models)."""
     if loaded.weights_sha256:
         return loaded.weights_sha256
-    from uta_bench.text import text_modules
+    from uta_bench.zeroshot.text import text_modules
 
     h = hashlib.sha256()
     for k, v in sorted(text_modules(loaded.model).state_dict().items()):
@@ -100,7 +102,7 @@ def encode_prompts(loaded, tokens: torch.Tensor, n_templates: int = 1, batch_siz
     Prompts are class-major (class c, template j at ``c * n_templates + j``; captions: one "template").
     With prefix sharing, each template's common prefix is encoded once and its prompts, sorted by
     length, run only their own tokens; otherwise all prompts are sorted by length and each batch is
-    truncated to its longest prompt (see :mod:`uta_bench.text`)."""
+    truncated to its longest prompt (see :mod:`uta_bench.zeroshot.text`)."""
     if len(tokens) == 0:
         return torch.empty(0, 0)
     out = torch.empty(0)
@@ -115,7 +117,7 @@ def encode_prompts(loaded, tokens: torch.Tensor, n_templates: int = 1, batch_siz
 
 def _encode_batches(loaded, tokens: torch.Tensor, n_templates: int, batch_size: int, truncate: bool):
     """Yield (prompt indices, embeddings) batch by batch (see :func:`encode_prompts`)."""
-    from uta_bench.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
+    from uta_bench.zeroshot.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
                                 supports_prefix_sharing, text_modules)
 
     model, dev = loaded.model, loaded.device
@@ -147,5 +149,10 @@ def _read(path: Path) -> torch.Tensor | None:
 
     try:
         return load(path.read_bytes())["weights"]
-    except Exception:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
+    except Exception as e:  # noqa: BLE001 - unreadable entry: rebuild (it is rewritten atomically)
+        log.warning("classifier cache entry %s is unreadable (%s); rebuilding it", path, _first_line(e))
         return None
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

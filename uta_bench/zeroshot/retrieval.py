@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import torch
 
 from uta_bench.stats import wilson_interval
 from uta_bench.store import Metric
 
+log = logging.getLogger(__name__)
 DEFAULT_METRICS = tuple(f"{d}_retrieval_recall@{k}" for d in ("image", "text") for k in (1, 5, 10))
 
 
@@ -23,7 +25,7 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
                      progress: bool = False) -> torch.Tensor:
     """L2-normalised text features of ``captions`` (batched by length, truncated exactly, cached)."""
     from uta_bench.paths import atomic_write_bytes
-    from uta_bench.zeroshot import cache_dir, encode_prompts, model_identity
+    from uta_bench.zeroshot.classifier import cache_dir, encode_prompts, model_identity
 
     payload = json.dumps({"model": model_identity(loaded), "tok": f"{loaded.card.tokenizer}@{loaded.card.context_length}",
                           "captions": hashlib.sha256("\x1e".join(captions).encode()).hexdigest(),
@@ -34,8 +36,9 @@ def caption_features(loaded, captions: list[str], batch_size: int = 256, use_cac
 
         try:
             return load(path.read_bytes())["feats"]
-        except Exception:  # noqa: BLE001 - unreadable cache entry: recompute
-            pass
+        except Exception as e:  # noqa: BLE001 - unreadable cache entry: recompute (rewritten atomically)
+            log.warning("caption cache entry %s is unreadable (%s: %s); recomputing it", path, type(e).__name__,
+                        str(e).splitlines()[0] if str(e) else "")
     out = encode_prompts(loaded, loaded.tokenizer(captions), batch_size=batch_size, progress=progress,
                          label="captions")
     if use_cache:

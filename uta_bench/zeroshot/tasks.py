@@ -16,8 +16,6 @@ import torch
 from uta_bench.errors import UtaBenchError
 from uta_bench.taskcards import TaskCard
 
-IMAGENET_CLASSES = ("clip_benchmark:imagenet1k", "open_clip:imagenet")
-
 
 @dataclass
 class TaskResult:
@@ -34,34 +32,17 @@ def _timed(times: dict, key: str, t0: float) -> float:
 
 
 def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
-    from uta_bench.data.imagenet_meta import imagenet_wnids, subset_indices
+    from uta_bench.data.classes import check_classes, classnames, effective_wnids
     from uta_bench.data.resolve import load_task_data
-    from uta_bench.evaluation import prompts
-    from uta_bench.evaluation.classification import accuracy_metrics, topk_predictions
-    from uta_bench.zeroshot import build_classifier
+    from uta_bench.zeroshot import prompts
+    from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
+    from uta_bench.zeroshot.classifier import build_classifier
 
     times, t0 = {}, time.perf_counter()
-    subset = subset_indices(card.class_subset)
-    eff_ids = None
-    if card.classes in IMAGENET_CLASSES:
-        wnids = imagenet_wnids()
-        eff_ids = [wnids[i] for i in subset] if subset is not None else wnids
-    elif card.dataset.get("labels") == "wnid":
-        raise UtaBenchError(f"task card {card.source}: dataset.labels wnid needs ImageNet classes "
-                            f"({' or '.join(IMAGENET_CLASSES)})")
-    data = load_task_data(card, root, eff_ids)
-    names = prompts.classnames(card.classes, data.data_classnames)
+    data = load_task_data(card, root, effective_wnids(card))
+    names = classnames(card.classes, data.data_classnames)
     temps = prompts.templates(card.templates, data.data_templates)
-    if subset is not None and max(subset, default=-1) >= len(names):
-        raise UtaBenchError(f"task card {card.source}: class_subset index {max(subset)} >= {len(names)} classes")
-    n_eff = len(subset) if subset is not None else len(names)
-    if data.data_classnames is not None and card.classes not in ("folder", "dataset") \
-            and len(data.data_classnames) != n_eff:
-        raise UtaBenchError(f"{data.root}: the data lists {len(data.data_classnames)} classes but task "
-                            f"{card.task} evaluates {n_eff}; wrong dataset for this task?")
-    bad_label = next((lab for lab in data.labels if not 0 <= lab < n_eff), None)
-    if bad_label is not None:
-        raise UtaBenchError(f"{data.root}: label {bad_label} outside the task's {n_eff} classes")
+    subset = check_classes(card, data, names)          # the same checks as `uta-bench data check`
     manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
     if not dist.main:
         return None
@@ -81,7 +62,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
 
 def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     from uta_bench.data.resolve import load_task_data
-    from uta_bench.evaluation.retrieval import caption_features, recall_metrics, retrieval_ranks
+    from uta_bench.zeroshot.retrieval import caption_features, recall_metrics, retrieval_ranks
 
     bad_metric = next((m for m in card.metrics if "_retrieval_recall@" not in m), None)
     if bad_metric:
@@ -108,9 +89,10 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
 
 def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float):
     """Manifest, feature-cache key and (cached / sharded) image features of a task's images."""
-    from uta_bench.evaluation.features import feature_key, image_features
+    from uta_bench.data.manifest import run_manifest
+    from uta_bench.zeroshot.features import feature_key, image_features
 
-    manifest = _manifest(data)
+    manifest = run_manifest(data)   # data check's content digest when it still matches, else the quick one
     t0 = _timed(times, "list_s", t0)
     key = feature_key(loaded, manifest, cfg.model_id)
     feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
@@ -120,19 +102,9 @@ def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: flo
 
 
 def prompts_key(temps) -> list[str]:
-    from uta_bench.zeroshot import template_strings
+    from uta_bench.zeroshot.classifier import template_strings
 
     return template_strings(temps)
-
-
-def _manifest(data) -> str:
-    """The full content digest recorded by `uta-bench data check` when it still matches, else the quick one."""
-    from uta_bench.data.check import matching_content_digest
-    from uta_bench.data.resolve import quick_manifest
-
-    quick = quick_manifest(data)
-    full = matching_content_digest(data.task, quick)
-    return f"sha256:{full}" if full else f"quick:{quick}"
 
 
 def _extra(card, data, feats, cfg, key, times, classifier_key=None) -> dict:

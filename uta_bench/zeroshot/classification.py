@@ -7,23 +7,6 @@ from uta_bench.stats import wilson_interval
 from uta_bench.store import Metric
 
 
-@torch.no_grad()
-def encode_images(loaded, loader, progress: bool = True, label: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
-    """(features [N, D] L2-normalised, targets [N]) over a DataLoader of (image, target)."""
-    from uta_bench.progress import progress_bar
-
-    feats, targets = [], []
-    total = len(loader.dataset)
-    with progress_bar(progress, total, label, "img") as advance:
-        for images, target in loader:
-            feats.append(loaded.encode_image(images).cpu())
-            targets.append(torch.as_tensor(target))
-            advance(len(images))
-    if not feats:
-        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
-    return torch.cat(feats), torch.cat(targets)
-
-
 def topk_predictions(logits: torch.Tensor, k: int = 5) -> torch.Tensor:
     return logits.topk(min(k, logits.shape[1]), dim=1).indices
 

@@ -83,7 +83,7 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
 def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, model_name: str | None = None) -> str:
     """Evaluate ``loaded`` on ``cards`` (names or TaskCards); returns the run id."""
     from uta_bench.distributed import broadcast, current
-    from uta_bench.evaluation import tasks as T
+    from uta_bench.zeroshot import tasks as T
     from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo
@@ -94,7 +94,7 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
     if dist.main:
         store = store if isinstance(store, ResultsStore) else ResultsStore(store or cfg.store)
     if cfg.model_id is None:          # computed once per run; rank 0's on every rank
-        from uta_bench.evaluation.features import model_identity
+        from uta_bench.zeroshot.features import model_identity
 
         cfg = dataclasses.replace(cfg, model_id=broadcast(model_identity(loaded) if dist.main else None, dist))
     run = RunInfo(run_id=broadcast(new_run_id() if dist.main else None, dist), model=model_name or loaded.name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from uta_bench.errors import UtaBenchError
 from uta_bench.paths import atomic_write_bytes, home
 
 CHUNK = 1024   # samples per cache file
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,7 +97,9 @@ def _read_chunk(path: Path):
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             return f.get_tensor("feats"), f.get_tensor("index"), json.loads(meta.get("bad", "[]"))
-    except Exception:  # noqa: BLE001 - unreadable entry: recompute (rewritten atomically)
+    except Exception as e:  # noqa: BLE001 - unreadable entry: recompute (rewritten atomically)
+        log.warning("feature cache chunk %s is unreadable (%s: %s); recomputing it", path, type(e).__name__,
+                    str(e).splitlines()[0] if str(e) else "")
         return None
 
 

@@ -1,1 +1,0 @@
-"""Task plugins: the evaluation loops behind `uta-bench run`."""
