@@ -237,6 +237,9 @@ class ResultsStore:
         elif fmt == "parquet":
             import io
 
+            from uta_bench.optional import require
+
+            require("pyarrow", "parquet export")
             buf = io.BytesIO()
             df.to_parquet(buf, index=False)
             data = buf.getvalue()

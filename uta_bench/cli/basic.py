@@ -1,9 +1,42 @@
-"""`uta-bench models`, `tasks`, `results`, `version`."""
+"""`uta-bench models`, `tasks`, `results`, `version`, `info`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
+
+
+def name_table(title: str, columns: list[str], rows: list[list[str]], names: tuple[str, ...],
+               droppable: tuple[str, ...] = (), width: int | None = None):
+    """A rich Table whose ``names`` columns (model names, task names, run ids: what users copy) are never
+    cut or wrapped, whatever the terminal width. When the rows do not fit ``width``, the ``droppable``
+    columns are left out (first named, first dropped) and the table says so; other columns fold."""
+    from rich.console import Console
+    from rich.table import Table
+
+    width = width or Console().width
+
+    def natural(cols):
+        return sum(max([len(c)] + [len(r[columns.index(c)]) for r in rows]) + 3 for c in cols) + 1
+
+    keep, dropped = list(columns), []
+    for col in droppable:
+        if natural(keep) <= width:
+            break
+        keep.remove(col)
+        dropped.append(col)
+    caption = f"({', '.join(dropped)} left out at {width} columns; widen the terminal or use --export)" \
+        if dropped else None
+    t = Table(title=title, caption=caption)
+    for col in keep:
+        if col in names:
+            t.add_column(col, no_wrap=True, min_width=max([len(col)] + [len(r[columns.index(col)]) for r in rows]))
+        else:
+            t.add_column(col, overflow="fold")
+    for r in rows:
+        t.add_row(*(r[columns.index(c)] for c in keep))
+    return t
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -11,13 +44,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     def models(all: bool = typer.Option(False, "--all", help="Include test-only models.")):
         """List registered models (name, family, architecture, paper row, weights)."""
         from rich.console import Console
-        from rich.table import Table
 
         from uta_bench.registry import cards
 
-        t = Table(title="uta-bench models")
-        for col in ("name", "family", "arch", "image", "paper row", "weights"):
-            t.add_column(col)
+        rows = []
         for name, c in cards().items():
             if "test" in c.tags and not all:
                 continue
@@ -25,25 +55,22 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             w = c.weights
             src = (f"hf:{w.hf_repo}/{w.filename}" if w.hf_repo else
                    f"open_clip:{w.open_clip_pretrained}" if w.open_clip_pretrained else "-")
-            t.add_row(name + (f" -> {c.alias_of}" if c.alias_of else ""), c.family, c.arch,
-                      str(c.image_size), paper, src)
-        Console().print(t)
+            rows.append([name + (f" -> {c.alias_of}" if c.alias_of else ""), c.family, c.arch,
+                         str(c.image_size), paper, src])
+        Console().print(name_table("uta-bench models", ["name", "family", "arch", "image", "paper row", "weights"],
+                                   rows, ("name",), droppable=("weights", "paper row", "family")))
 
     @app.command()
     def tasks():
         """List task cards (tasks/*.yaml and $UTA_BENCH_TASKS)."""
         from rich.console import Console
-        from rich.table import Table
 
         from uta_bench.taskcards import all_cards
 
-        t = Table(title="uta-bench tasks")
-        for col in ("task", "type", "version", "expected samples", "description"):
-            t.add_column(col)
-        for name, c in all_cards().items():
-            extra = ", ".join(c.tasks) if c.is_suite else (str(c.expected_samples or "-"))
-            t.add_row(name, c.type, c.version, extra, c.description)
-        Console().print(t)
+        rows = [[name, c.type, str(c.version), ", ".join(c.tasks) if c.is_suite else str(c.expected_samples or "-"),
+                 c.description] for name, c in all_cards().items()]
+        Console().print(name_table("uta-bench tasks", ["task", "type", "version", "expected samples", "description"],
+                                   rows, ("task",)))
 
     @app.command()
     def results(
@@ -58,10 +85,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
     ):
         """Query the results store; show the latest rows or export them."""
         from rich.console import Console
-        from rich.table import Table
 
         from uta_bench.store import ResultsStore
-
         from uta_bench.validate import redact, writable_file
 
         if export:
@@ -78,14 +103,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             typer.echo(f"wrote {path}")
             return
         df = s.df(run_id=run, model=model, task=task)
-        t = Table(title=f"results ({len(df)} rows in {redact(s.url)})")
-        for col in ("run_id", "model", "task", "metric", "value", "95% CI", "n", "precision", "ended_at"):
-            t.add_column(col)
+        rows = []
         for r in df.tail(limit).itertuples():
             ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" if r.ci_low == r.ci_low and r.ci_low is not None else "-"
-            t.add_row(r.run_id, str(r.model), r.task, r.metric, f"{r.value:.4f}", ci, str(r.n),
-                      str(r.precision), str(r.ended_at))
-        Console().print(t)
+            rows.append([r.run_id, str(r.model), r.task, r.metric, f"{r.value:.4f}", ci, str(r.n),
+                         str(r.precision), str(r.ended_at)])
+        cols = ["run_id", "model", "task", "metric", "value", "95% CI", "n", "precision", "ended_at"]
+        Console().print(name_table(f"results ({len(df)} rows in {redact(s.url)})", cols, rows, ("run_id", "model", "task"),
+                                   droppable=("ended_at", "precision", "95% CI", "n")))
 
     @app.command()
     def version():
@@ -94,3 +119,28 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.provenance import git_commit
 
         typer.echo(f"uta-bench {__version__} ({git_commit() or 'no git'})")
+
+    @app.command()
+    def info():
+        """Print the version and where uta-bench reads and writes: task cards, recipes, paper rows,
+        results store, caches."""
+        import os
+        import sys
+
+        from uta_bench import __version__
+        from uta_bench import paths
+        from uta_bench.provenance import git_commit
+
+        root, checkout = paths.repo_root(), paths.checkout_root()
+        store = os.environ.get("UTA_BENCH_STORE") or str(paths.default_store_path())
+        rows = [("version", f"uta-bench {__version__} ({git_commit() or 'no git'})"),
+                ("package", str(Path(__file__).resolve().parent.parent)),
+                ("python", f"{sys.executable} ({sys.version.split()[0]})"),
+                ("installed from", f"checkout {checkout}" if checkout else "package (non-editable)"),
+                ("task cards", str(root / "tasks") if root else "- (none found)"),
+                ("recipes", str(root / "recipes") if root else "- (none found)"),
+                ("paper rows", os.environ.get("UTA_BENCH_PAPER_DIR") or (str(root / "results" / "paper") if root else "-")),
+                ("results store", store),
+                ("cache (UTA_BENCH_HOME)", str(paths.home()))]
+        for key, value in rows:
+            typer.echo(f"{key + ':':<24}{value}")

@@ -78,6 +78,9 @@ def _global_options(verbose: bool = typer.Option(False, "--verbose", "-v",
 def build() -> typer.Typer:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app, run_app)
+    from uta_bench.cli.help import document
+
+    document(app)   # help for options a module left undocumented (--store, --device, --seed...)
     return app
 
 

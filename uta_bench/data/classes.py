@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 from uta_bench.errors import UtaBenchError
 
@@ -20,10 +19,16 @@ IMAGENET_CLASSES = ("clip_benchmark:imagenet1k", "open_clip:imagenet")
 
 @functools.lru_cache(maxsize=None)
 def clip_benchmark_json(name: str) -> dict:
-    """A metadata file shipped inside clip_benchmark.datasets (class names, templates)."""
-    import clip_benchmark.datasets as d
+    """A metadata file shipped inside clip_benchmark.datasets (class names, templates), read as data.
+    clip_benchmark is not a runtime dependency: ``clip_benchmark:imagenet1k`` resolves to open_clip's
+    identical metadata (tests/test_imagenet_meta.py checks it against clip_benchmark)."""
+    from importlib import resources
 
-    return json.loads((Path(d.__file__).parent / name).read_text())
+    try:
+        return json.loads(resources.files("clip_benchmark.datasets").joinpath(name).read_text())
+    except ModuleNotFoundError as e:
+        raise UtaBenchError("class names / templates other than clip_benchmark:imagenet1k need clip_benchmark "
+                            "(pip install 'clip_benchmark>=1.6')") from e
 
 
 def classnames(spec, folder_names: list[str] | None = None) -> list[str]:
@@ -36,7 +41,9 @@ def classnames(spec, folder_names: list[str] | None = None) -> list[str]:
             raise UtaBenchError(f"classes: {spec} needs class names in the data (folders, classnames.txt)")
         return folder_names
     src, _, key = spec.partition(":")
-    if src == "clip_benchmark":
+    if spec == "clip_benchmark:imagenet1k":
+        spec = "open_clip:imagenet"
+    elif src == "clip_benchmark":
         data = clip_benchmark_json("en_classnames.json")
         if key in data:
             return list(data[key])

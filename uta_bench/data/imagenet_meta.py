@@ -1,60 +1,54 @@
-"""ImageNet class metadata taken from clip_benchmark's own source (never pasted here).
+"""ImageNet class metadata from timm's bundled files (a declared dependency; never pasted here).
 
-clip_benchmark 1.6.x keeps the 1000 ImageNet WordNet ids (``all_imagenet_wordnet_ids``, the sorted
-synset order that defines the ImageNet class index) and the 200-class subsets of ImageNet-A
-(``imagenet_a_wnids``) and ImageNet-R (``imagenet_r_wnids``) as Python literals in
-``clip_benchmark/datasets/builder.py``. We read those literals with :mod:`ast` so the subsets are
-exactly the ones clip_benchmark evaluates with: a subset of the 1000-class classifier, in 1000-class order.
+timm ships the 1000 ImageNet WordNet ids in class-index order (``timm/data/_info/imagenet_synsets.txt``)
+and the 200-class subsets of ImageNet-A and ImageNet-R (``imagenet_a_synsets.txt``,
+``imagenet_r_synsets.txt``). They are the same lists clip_benchmark evaluates with
+(``all_imagenet_wordnet_ids``, ``imagenet_a_wnids``, ``imagenet_r_wnids`` in its datasets/builder.py);
+tests/test_imagenet_meta.py checks that against clip_benchmark. clip_benchmark itself is not imported at
+run time (its builder imports packages it does not declare, e.g. ``requests``).
+
+Task cards name the subsets ``clip_benchmark:imagenet-a`` (the set clip_benchmark uses) or ``timm:imagenet-a``.
 """
 from __future__ import annotations
 
-import ast
 import functools
-from pathlib import Path
+from importlib import resources
 
 from uta_bench.errors import UtaBenchError
 
-SUBSET_VARS = {"imagenet-a": "imagenet_a_wnids", "imagenet-r": "imagenet_r_wnids",
-               "imagenet-o": "imagenet_o_wnids"}
+SUBSET_FILES = {"imagenet-a": "imagenet_a_synsets.txt", "imagenet-r": "imagenet_r_synsets.txt"}
+SUBSET_SOURCES = ("clip_benchmark", "timm")
 
 
-@functools.lru_cache(maxsize=1)
-def _builder_literals() -> dict[str, list[str]]:
-    import clip_benchmark.datasets.builder as b
-
-    tree = ast.parse(Path(b.__file__).read_text())
-    wanted = {"all_imagenet_wordnet_ids", *SUBSET_VARS.values()}
-    out: dict[str, list[str]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            if name in wanted and name not in out:
-                try:
-                    out[name] = list(ast.literal_eval(node.value))
-                except ValueError:
-                    continue
-    missing = wanted - set(out)
-    if missing:
-        raise UtaBenchError(f"clip_benchmark {getattr(b, '__file__', '')} lacks {sorted(missing)}; "
-                            "install clip_benchmark 1.6.x")
-    return out
+@functools.lru_cache(maxsize=None)
+def _timm_synsets(name: str) -> tuple[str, ...]:
+    try:
+        text = resources.files("timm.data._info").joinpath(name).read_text()
+    except (ModuleNotFoundError, FileNotFoundError) as e:
+        raise UtaBenchError(f"timm's bundled ImageNet metadata ({name}) is missing: {e}; "
+                            "reinstall timm>=1.0.15") from e
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 def imagenet_wnids() -> list[str]:
     """The 1000 ImageNet synset ids in class-index order."""
-    return list(_builder_literals()["all_imagenet_wordnet_ids"])
+    wnids = list(_timm_synsets("imagenet_synsets.txt"))
+    if len(wnids) != 1000:
+        raise UtaBenchError(f"timm's imagenet_synsets.txt lists {len(wnids)} synsets, expected 1000")
+    return wnids
 
 
 def subset_wnids(key: str) -> list[str]:
     """Synsets of an ImageNet subset (``imagenet-a``, ``imagenet-r``), in 1000-class order."""
-    if key not in SUBSET_VARS:
-        raise UtaBenchError(f"unknown class subset {key!r}; known: {', '.join(SUBSET_VARS)}")
-    chosen = set(_builder_literals()[SUBSET_VARS[key]])
+    if key not in SUBSET_FILES:
+        raise UtaBenchError(f"unknown class subset {key!r}; known: {', '.join(SUBSET_FILES)}")
+    chosen = set(_timm_synsets(SUBSET_FILES[key]))
     return [w for w in imagenet_wnids() if w in chosen]
 
 
 def subset_indices(spec) -> list[int] | None:
-    """``clip_benchmark:<key>`` | list of indices | None -> class indices into the full class list."""
+    """``clip_benchmark:<key>`` / ``timm:<key>`` | list of indices | None -> class indices into the
+    full class list."""
     if spec is None:
         return None
     if isinstance(spec, list):
@@ -62,7 +56,7 @@ def subset_indices(spec) -> list[int] | None:
             raise UtaBenchError("class_subset must be a list of integer class indices")
         return list(spec)
     src, _, key = str(spec).partition(":")
-    if src != "clip_benchmark":
+    if src not in SUBSET_SOURCES:
         raise UtaBenchError(f"unknown class subset {spec!r}; use clip_benchmark:imagenet-a|imagenet-r or a list")
     pos = {w: i for i, w in enumerate(imagenet_wnids())}
     return [pos[w] for w in subset_wnids(key)]

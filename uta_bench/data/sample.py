@@ -35,8 +35,11 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
 
 def make_sample_imagefolder(root: str | Path, per_class: int = 3, seed: int = 0, size: int = 160) -> Path:
     """Write the sample task under ``root`` (idempotent); returns ``root``."""
-    import skimage.data
     from PIL import Image
+
+    from uta_bench.optional import require
+
+    skimage_data = require("skimage.data", "the sample photos task")
 
     root = Path(root)
     done = root / ".complete"
@@ -45,7 +48,7 @@ def make_sample_imagefolder(root: str | Path, per_class: int = 3, seed: int = 0,
     rng = np.random.default_rng(seed)
     names = []
     for cls, (fn, prompt) in SAMPLE_CLASSES.items():
-        img = Image.fromarray(to_rgb(getattr(skimage.data, fn)()))
+        img = Image.fromarray(to_rgb(getattr(skimage_data, fn)()))
         (root / cls).mkdir(parents=True, exist_ok=True)
         w, h = img.size
         for i in range(per_class):

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from uta_bench.errors import NotFoundError, UtaBenchError, suggest
+from uta_bench.paths import repo_root
 
-RECIPES = Path(__file__).resolve().parent.parent.parent / "recipes" / "det"
+RECIPES = (repo_root() or Path(".")) / "recipes" / "det"   # checkout, or the copy in the wheel
 SIZE_SUFFIX = {"B": "b", "L": "l", "g": "l"}   # no giant det setting in the paper: use the large one
 
 

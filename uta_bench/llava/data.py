@@ -116,11 +116,12 @@ def caption_sources(source: str = "auto", limit: int = 16) -> list[tuple[str, ob
             out.append((p.relative_to(TUXPAINT_STAMPS).with_suffix("").as_posix().replace("/", "_"),
                         Image.alpha_composite(bg, rgba).convert("RGB"), cap))
     elif source == "skimage":
-        import skimage.data
-
         from uta_bench.data.sample import to_rgb
+        from uta_bench.optional import require
+
+        skimage_data = require("skimage.data", "LLaVA sample data from scikit-image photos")
         for name, cap in list(SKIMAGE_CAPTIONS.items())[:limit]:
-            out.append((name, Image.fromarray(to_rgb(getattr(skimage.data, name)())), cap))
+            out.append((name, Image.fromarray(to_rgb(getattr(skimage_data, name)())), cap))
     else:
         raise UtaBenchError(f"unknown sample source {source!r}; use tuxpaint, skimage or auto")
     return out

@@ -22,6 +22,10 @@ def templates(spec, data_templates: list | None = None) -> list:
         table = {"openai_imagenet": z.OPENAI_IMAGENET_TEMPLATES, "simple_imagenet": z.SIMPLE_IMAGENET_TEMPLATES}
         if key in table:
             return list(table[key])
+    elif spec == "clip_benchmark:imagenet1k":   # = open_clip's OPENAI_IMAGENET_TEMPLATES, as strings
+        from open_clip import zero_shot_metadata as z
+
+        return [t("{c}") if callable(t) else t for t in z.OPENAI_IMAGENET_TEMPLATES]
     elif src == "clip_benchmark":
         data = clip_benchmark_json("en_zeroshot_classification_templates.json")
         if key in data:
