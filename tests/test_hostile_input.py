@@ -330,7 +330,10 @@ def test_11_ctrl_c_exits_130_with_a_resume_hint(world, tmp_path):
                 time.sleep(0.2)
         assert writer is not None, p.communicate()[1][-2000:]
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        time.sleep(1.0)                  # the interrupt lands while the run is blocked on the image...
+        os.close(writer)                 # ...then the blocked read ends, so no reader thread holds up exit
+        writer = None
+        out, err = p.communicate(timeout=120)
     finally:
         if writer is not None:
             os.close(writer)

@@ -169,7 +169,8 @@ def _ddp_worker(rank, world, port, out_dir):
     dist.destroy_process_group()
 
 
-def test_ddp_two_gloo_processes_equal_one_process(tmp_path):
+def test_ddp_two_gloo_processes_equal_one_process(tmp_path, one_thread):
+    # the reference runs single-threaded like each worker, so both sum in the same order per process
     single = pretrain(_cfg(tmp_path / "one", steps=4, ckpt_every=0), TensorImages(_images()), _teacher(),
                       _student(), progress=False)
     with socket.socket() as s:

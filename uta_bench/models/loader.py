@@ -58,6 +58,12 @@ class LoadedModel:
     def visual(self) -> torch.nn.Module:
         return self.model.visual
 
+    @property
+    def text_tower(self) -> torch.nn.Module:
+        """The text transformer (open_clip TextTransformer or CLIP's fused text modules); used by the
+        contrastive stage to initialise its text tower from a card."""
+        return getattr(self.model, "text", self.model)
+
     def provenance(self) -> dict:
         return {"model": self.name, "weights_sha256": self.weights_sha256, "weights_path": self.weights_path,
                 "device": str(self.device), "precision": self.precision, "precision_run": self.precision_run,
