@@ -130,8 +130,9 @@ for d in devs:
     _, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7], device=d), 0.5)
     assert keep.tolist() == [0, 2], keep
     img = torch.arange(64, dtype=torch.float32, device=d).reshape(1, 1, 8, 8)
-    out = roi_align(img, torch.tensor([[0., 0., 0., 4., 4.]], device=d), (2, 2), spatial_scale=1.0,
-                    sampling_ratio=1, aligned=True)
+    # an autograd Function's apply: every argument positional (output_size, spatial_scale, sampling_ratio,
+    # pool_mode, aligned)
+    out = roi_align(img, torch.tensor([[0., 0., 0., 4., 4.]], device=d), (2, 2), 1.0, 1, "avg", True)
     # aligned box [-0.5, 3.5]^2, one bilinear sample at each bin centre (y, x in {0.5, 2.5}) of 8y + x
     ref = torch.tensor([[4.5, 6.5], [20.5, 22.5]])
     assert torch.allclose(out.cpu()[0, 0], ref), out

@@ -200,7 +200,8 @@ def test_allowed_cycles_are_still_needed():
 
 # What uta_bench.data may import besides itself: the cards and base layers of docs/architecture.md.
 DATA_MAY_IMPORT = ("uta_bench.taskcards", "uta_bench.registry", "uta_bench.errors", "uta_bench.paths",
-                   "uta_bench.progress", "uta_bench.yamlio", "uta_bench.provenance", "uta_bench.stats")
+                   "uta_bench.progress", "uta_bench.yamlio", "uta_bench.provenance", "uta_bench.stats",
+                   "uta_bench.optional")
 
 
 def test_data_layer_imports_nothing_above_it():

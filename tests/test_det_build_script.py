@@ -23,7 +23,8 @@ OPS_PY = '''import torch, torchvision
 def nms(boxes, scores, iou_threshold, offset=0):
     keep = torchvision.ops.nms(boxes, scores, iou_threshold)
     return torch.cat([boxes[keep], scores[keep, None]], 1), keep
-def roi_align(input, rois, output_size, spatial_scale=1.0, sampling_ratio=0, pool_mode="avg", aligned=True):
+def roi_align(input, rois, output_size, spatial_scale, sampling_ratio, pool_mode, aligned, /):
+    # like mmcv's RoIAlignFunction.apply: every argument positional, none defaulted
     return torchvision.ops.roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
 '''
 

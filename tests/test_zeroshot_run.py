@@ -178,7 +178,7 @@ def test_data_check_rejects_what_the_run_rejects(loaded, tmp_path, fields, needl
 
     syn.make_imagefolder(tmp_path / "data" / "f", [f"class_{i}" for i in range(4)], per_class=1)
     card = write_card(tmp_path, "f", type="classification", dataset={"path": "f", "labels": "folder"},
-                      templates=TEMPLATES, **fields)
+                      templates=TEMPLATES, metrics=["top1"], **fields)
     with pytest.raises(UtaBenchError, match=needle):
         evaluate_loaded(loaded, [str(card)], cfg(tmp_path, [card], use_cache=False))
     res = check_task(load_card_file(card), tmp_path / "data", do_hash=False, progress=False)

@@ -51,7 +51,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         for name, c in cards().items():
             if "test" in c.tags and not all:
                 continue
-            paper = f"{c.paper.method} {c.paper.model} ({c.paper.it_pairs})" if c.paper else "-"
+            paper = next((f"T{t}: {row}" for t, row in c.paper.rows().items() if row), "-") if c.paper else "-"
             w = c.weights
             src = (f"hf:{w.hf_repo}/{w.filename}" if w.hf_repo else
                    f"open_clip:{w.open_clip_pretrained}" if w.open_clip_pretrained else "-")

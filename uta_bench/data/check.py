@@ -7,6 +7,8 @@ content digest in the results store (``dataset_manifest = sha256:<digest>``).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
