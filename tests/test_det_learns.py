@@ -25,7 +25,7 @@ def test_cascade_mask_rcnn_overfits_a_few_images(tmp_path, one_thread):
     t0 = time.perf_counter()
     det = train_detector("coco_overfit", "uta_tiny", work_dir=str(tmp_path / "w"), pretrained=False,
                          data_root=str(root), device="cpu", workers=0)
-    print(f"train: {time.perf_counter() - t0:.0f} s for 200 iterations of batch 4")
+    print(f"train: {time.perf_counter() - t0:.0f} s for 500 iterations of batch 2")
     res = evaluate_detector("coco_overfit", "uta_tiny", str(det), data_root=str(root), workers=0, progress=False,
                             out_dir=str(tmp_path / "eval"))
     assert res.n_images == 4

@@ -48,7 +48,10 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(_delete_=True, type='CocoDataset',
+# iteration-based training draws from an InfiniteSampler: mmengine's epoch-based DefaultSampler sleeps 2 s at
+# every epoch end (mmengine.runner.loops._InfiniteDataloaderIterator), i.e. at every step on a tiny data set
+train_dataloader = dict(batch_size=2, num_workers=4, sampler=dict(type='InfiniteSampler', shuffle=True),
+                        dataset=dict(_delete_=True, type='CocoDataset',
     data_root='data/coco/', ann_file='annotations/instances_train2017.json', data_prefix=dict(img='train2017/'),
     filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -5,6 +5,9 @@
   ``importlib.metadata`` equivalents of ``is_installed`` / ``get_installed_path`` (same results: the
   installed package directory, where mmdet keeps its configs under ``.mim/``).
 * AP comes from faster-coco-eval (no ``np.float`` shim at run time; the lvis API is only the tests' oracle).
+* mmengine 0.10.x's ``launcher='pytorch'`` always calls ``torch.cuda.set_device(LOCAL_RANK)`` and wraps the model
+  in DDP with ``device_ids=[LOCAL_RANK]``; both fail on a machine without a GPU. :func:`join_cpu_process_group`
+  joins the (gloo) group first, so the Runner skips the former, and sets ``device_ids=None`` for CPU DDP.
 """
 from __future__ import annotations
 
@@ -47,3 +50,22 @@ def patch_mmengine_package_utils() -> None:
             mod.is_installed = _is_installed
         if hasattr(mod, "get_installed_path"):
             mod.get_installed_path = _get_installed_path
+
+
+def join_cpu_process_group(cfg) -> None:
+    """Under torchrun on a machine without CUDA, join the gloo process group before ``Runner.from_cfg(cfg)``
+    (mmengine then sees an initialised group and does not call ``torch.cuda.set_device``) and make the model
+    wrapper a CPU DistributedDataParallel (``device_ids=None``). No-op otherwise."""
+    import torch
+
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
+        return
+    from uta_bench.training.dist import setup_distributed
+
+    setup_distributed("cpu")
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("broadcast_buffers", False)
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    wrapper["device_ids"] = None
+    cfg.model_wrapper_cfg = wrapper

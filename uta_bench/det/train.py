@@ -45,8 +45,11 @@ def train_detector(recipe: str, model: str, *, work_dir: str, checkpoint: str | 
     from mmengine.runner import Runner
     from mmengine.utils import import_modules_from_strings
 
+    from uta_bench.det.compat import join_cpu_process_group
+
     if cfg.get("custom_imports"):
         import_modules_from_strings(**cfg.custom_imports)   # registers UTAViTDet & co. in mmdet's registries
+    join_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return export_detector(runner, Path(work_dir), cfg, model, checkpoint)

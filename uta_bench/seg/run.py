@@ -25,11 +25,13 @@ def train_seg(cfg) -> dict:
     from mmengine.runner import Runner
     from safetensors.torch import save_file
 
+    from uta_bench.det.compat import join_cpu_process_group
     from uta_bench.seg.ade import check_ade_root
     from uta_bench.seg.config import data_root_of
 
     check_ade_root(data_root_of(cfg, "train_dataloader"), splits=("training",))
     check_ade_root(data_root_of(cfg, "val_dataloader"), splits=("validation",))
+    join_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     out = {"work_dir": cfg.work_dir, "exported": None,
@@ -64,6 +66,7 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
 
     from uta_bench.finetune.evaluate import paper_row
     from uta_bench.data.manifest import folder_manifest
+    from uta_bench.det.compat import join_cpu_process_group
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.registry import get_card
     from uta_bench.seg.ade import check_ade_root
@@ -77,6 +80,7 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
                             f"{EXPORT} (or iter_*.pth) written by `uta-bench train seg`")
     results = ResultsStore(store)
     started = now()
+    join_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     sha = _load_segmentor(runner, seg_checkpoint, trust_checkpoint)
     raw = runner.test()
