@@ -37,9 +37,9 @@ from uta_bench.data.imagenet_meta import imagenet_wnids
 from uta_bench.data.synthetic import make_imagefolder
 make_imagefolder(sys.argv[1], imagenet_wnids()[:4], per_class=2)   # 8 JPEGs in 4 real synset folders
 EOF
-echo "+ uta-bench data check imagenet1k --data-root $W/data  (8 of 50,000 images: expected 'not ready', exit 1)"
+echo "+ uta-bench data check imagenet1k --data-root $W/data  (8 of 50,000 images: expected 'not ready', exit 2: a data error)"
 rc=0; "$UB" data check imagenet1k --data-root "$W/data" >"$W/out" 2>"$W/err" || rc=$?
-[[ $rc == 1 ]] && grep -q "imagenet1k: 8 images, expected 50000" "$W/err" || { cat "$W/out" "$W/err"; fail "data check on the generated folder: rc=$rc"; }
+[[ $rc == 2 ]] && grep -q "imagenet1k: 8 images, expected 50000" "$W/err" || { cat "$W/out" "$W/err"; fail "data check on the generated folder: rc=$rc"; }
 run run zeroshot --model uta_tiny --random-init --tasks imagenet1k --data-root "$W/data" --no-progress
 has "imagenet1k (n=8): top1="
 run_id="$(grep -o 'run [0-9T]*-[0-9a-f]*' "$W/out" | head -n1 | cut -d' ' -f2)"
@@ -47,10 +47,10 @@ run_id="$(grep -o 'run [0-9T]*-[0-9a-f]*' "$W/out" | head -n1 | cut -d' ' -f2)"
 COLUMNS=80 run results
 has "$run_id"
 
-echo "+ uta-bench data check imagenet1k --data-root $W/nowhere  (expected: one-line error, exit != 0)"
+echo "+ uta-bench data check imagenet1k --data-root $W/nowhere  (expected: one-line error, exit 2)"
 rc=0; "$UB" data check imagenet1k --data-root "$W/nowhere" >"$W/out" 2>"$W/err" || rc=$?
 cat "$W/err"
-[[ $rc != 0 ]] || fail "data check on a wrong folder exited 0"
+[[ $rc == 2 ]] || fail "data check on a wrong folder exited $rc (a data error is 2)"
 [[ "$(wc -l <"$W/err")" == 1 ]] && grep -q '^error: ' "$W/err" || fail "expected one 'error: ...' line on stderr"
 grep -q Traceback "$W/out" "$W/err" && fail "traceback printed"
 echo "smoke: installed CLI OK (run $run_id)"
