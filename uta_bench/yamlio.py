@@ -17,3 +17,16 @@ def read_mapping(path: str | Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise UtaBenchError(f"{what} {path}: expected a YAML mapping of settings, got {type(data).__name__}")
     return data
+
+
+def merge_base(path: Path, data: dict, load_base) -> dict:
+    """``data`` (recipe ``path``'s settings) on top of the recipe its ``base: NAME`` names, loaded with
+    ``load_base(NAME).to_dict()``; ``data`` unchanged when it names none. A recipe naming itself is an error."""
+    base = data.pop("base", None)
+    if not base:
+        return data
+    if base == Path(path).stem:
+        raise UtaBenchError(f"recipe {path}: 'base' names itself")
+    merged = load_base(base).to_dict()
+    merged.update(data)
+    return merged

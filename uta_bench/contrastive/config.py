@@ -141,17 +141,11 @@ def find_recipe(path: str | Path) -> Path:
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> ContrastiveConfig:
     """A recipe file; ``base: NAME`` merges the named recipe first (the 336 px stages extend a 224 one)."""
-    from uta_bench.yamlio import read_mapping
+    from uta_bench.yamlio import merge_base, read_mapping
 
     p = find_recipe(path)
     data = read_mapping(p, "recipe")
     data.pop("paper", None)            # the recipe's quotation of App. A.1 (checked by tests)
-    base = data.pop("base", None)
-    if base:
-        if base == p.stem:
-            raise UtaBenchError(f"recipe {p}: 'base' names itself")
-        merged = load_recipe(base).to_dict()
-        merged.update(data)
-        data = merged
+    data = merge_base(p, data, load_recipe)
     data.update(overrides or {})
     return from_dict(data, str(p))

@@ -97,7 +97,7 @@ def from_dict(data: dict, source: str = "<recipe>") -> PretrainConfig:
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> PretrainConfig:
-    from uta_bench.yamlio import read_mapping
+    from uta_bench.yamlio import merge_base, read_mapping
 
     p = Path(path)
     if not p.is_file():
@@ -109,12 +109,6 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Pr
             raise UtaBenchError(f"recipe {path} not found (give a YAML path or a name under recipes/pretrain/)")
         p = cand
     data = read_mapping(p, "recipe")
-    base = data.pop("base", None)      # ablation recipes name the recipe they modify
-    if base:
-        if base == p.stem:
-            raise UtaBenchError(f"recipe {p}: 'base' names itself")
-        merged = load_recipe(base).to_dict()
-        merged.update(data)
-        data = merged
+    data = merge_base(p, data, load_recipe)   # ablation recipes name the recipe they modify
     data.update(overrides or {})
     return from_dict(data, str(p))
