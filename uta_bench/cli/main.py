@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.demo",
     "uta_bench.cli.data_check",
     "uta_bench.cli.table",
+    "uta_bench.cli.report",
     "uta_bench.cli.compare",
     "uta_bench.cli.check",
     "uta_bench.cli.finetune",

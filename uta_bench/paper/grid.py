@@ -21,6 +21,14 @@ class Grid:
     n_stubs: int
     rows: list = field(default_factory=list)    # (kind, [cell text]) with kind paper|ours|delta
     notes: list = field(default_factory=list)
+    # parallel to ``rows``: None for a paper line; for ours/delta lines one record per data column (None
+    # where not measured) with the comparison's fields (run_id, model, task, metric, value, ci, delta),
+    # so renderers can attach provenance and colour deltas without parsing cell text
+    meta: list = field(default_factory=list)
+
+    def add(self, kind: str, cells: list, meta: list | None = None) -> None:
+        self.rows.append((kind, cells))
+        self.meta.append(meta)
 
     @property
     def flat_columns(self) -> list[str]:
@@ -73,7 +81,7 @@ def build_grid(table: str, comparison=None, paper=None) -> Grid:
         stub = [fn(attrs) for _, fn in lay.stubs]
         vals = [format_value(by_col[c].value, by_col[c].unit, by_col[c].note) if c in by_col else "-"
                 for c in lay.columns]
-        grid.rows.append(("paper", stub + vals))
+        grid.add("paper", stub + vals)
         if comp is not None:
             for model, recs in comp[comp.paper_row == label].groupby("model", sort=False):
                 _add_ours(grid, lay, model, recs, units, paper_vals={c: by_col[c].value for c in by_col})
@@ -91,7 +99,8 @@ def _add_ours(grid: Grid, lay, model: str, recs, units: dict, paper_vals: dict |
         if all(m in by_col for m in members):      # derived from our six numbers, never from the paper's
             v = sum(by_col[m]["value"] for m in members) / len(members)
             pv = (paper_vals or {}).get(avg_col)
-            by_col[avg_col] = dict(value=v, ci_low=None, ci_high=None, delta=None if pv is None else v - pv)
+            by_col[avg_col] = dict(value=v, ci_low=None, ci_high=None, delta=None if pv is None else v - pv,
+                                   model=model, derived_from=[by_col[m] for m in members])
         else:
             by_col.pop(avg_col, None)
     runs = sorted({str(r.get("run_id")) for r in by_col.values() if r.get("run_id")})
@@ -100,10 +109,11 @@ def _add_ours(grid: Grid, lay, model: str, recs, units: dict, paper_vals: dict |
     # input sizes, parameter counts and FLOPs are settings, not measurements: blank, not "missing"
     cells = [_ours_cell(by_col[c], units.get(c, "%")) if c in by_col else
              (MISSING if units.get(c, "%") == "%" else "") for c in lay.columns]
-    grid.rows.append(("ours", stub[:grid.n_stubs] + cells))
+    meta = [by_col.get(c) for c in lay.columns]
+    grid.add("ours", stub[:grid.n_stubs] + cells, meta)
     if paper_vals is not None:
         deltas = [_delta_cell(by_col[c].get("delta")) if c in by_col else "" for c in lay.columns]
-        grid.rows.append(("delta", ["↳ Δ (points)"] + [""] * (grid.n_stubs - 1) + deltas))
+        grid.add("delta", ["↳ Δ (points)"] + [""] * (grid.n_stubs - 1) + deltas, meta)
 
 
 def paper_tables_with_runs(comparison) -> list[str]:
