@@ -110,6 +110,9 @@ def test_sequential_check_end_to_end(demo_env, capsys, monkeypatch):
     assert code == 0, out
     v = json.loads((tmp / "good.json").read_text())["verdicts"][0]
     assert v["status"] == "pass" and 0 < v["fraction_used"] <= 1.0, v
+    stored = ResultsStore(store).checks()              # both verdicts kept in the store, newest first
+    assert [c["verdict"] for c in stored] == ["pass", "fail"] and stored[1]["sequential"]["run_id"] == \
+        rep["sequential"]["run_id"]
 
 
 def test_sequential_check_needs_a_run_baseline(demo_env, capsys, monkeypatch):

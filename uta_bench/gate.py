@@ -71,6 +71,13 @@ class CheckReport:
         d["exit_code"] = self.exit_code
         return d
 
+    def verdict_dict(self, time: str | None = None) -> dict:
+        """What :meth:`uta_bench.store.ResultsStore.save_check` stores: :meth:`to_dict` plus the overall
+        ``verdict`` ("fail" with any regression, else "pass") and ``time`` (UTC, ISO 8601)."""
+        from uta_bench.provenance import now
+
+        return {**self.to_dict(), "verdict": "fail" if self.regressions else "pass", "time": time or now()}
+
 
 def candidate_key(model: str, checkpoint: str | None, card, limit: int | None, random_init: bool,
                   run_kwargs: dict, sha: str | None = None):

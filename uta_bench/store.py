@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from uta_bench.errors import UtaBenchError
 from uta_bench.paths import default_store_path
 
-from uta_bench.store_schema import (COLUMNS, SCHEMA_VERSION, RunKey, code_version, device_type,  # noqa: F401
-                                    metadata, results, schema_info, upgrade)
+from uta_bench.store_schema import (COLUMNS, SCHEMA_VERSION, RunKey, checks, code_version,  # noqa: F401
+                                    device_type, metadata, results, schema_info, upgrade)
 
 
 @dataclass
@@ -224,6 +224,37 @@ class ResultsStore:
         groups = df[cols].astype(object).where(df[cols].notna(), "")
         return df.loc[groups.groupby(cols, sort=False).tail(1).index].sort_values("id").reset_index(drop=True)
 
+    # ------------------------------------------------------------------ check verdicts
+    def save_check(self, verdict: dict) -> None:
+        """Store one `uta-bench check` verdict (:meth:`uta_bench.gate.CheckReport.verdict_dict`: candidate
+        runs, against, tolerance, per-task rows, overall ``verdict``, ``time``) as one row of ``checks``."""
+        from uta_bench.provenance import now
+        from uta_bench.validate import redact_all
+
+        verdict = redact_all(dict(verdict))
+        created = str(verdict.get("time") or now())
+        runs = verdict.get("candidate_runs") or []
+        row = dict(created_at=created, against=None if verdict.get("against") is None else str(verdict["against"]),
+                   candidate_run=",".join(map(str, runs if isinstance(runs, (list, tuple)) else [runs])) or None,
+                   verdict=verdict.get("verdict"), report_json=json.dumps(verdict, sort_keys=True, default=str))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(checks.insert(), [row])
+        except sa.exc.SQLAlchemyError as e:
+            raise UtaBenchError(f"cannot store the check verdict in {self.display_url}: {db_message(e)}") from None
+
+    def checks(self, limit: int = 20) -> list[dict]:
+        """The latest ``limit`` stored check verdicts, newest first (the dicts given to :meth:`save_check`,
+        with the row's ``id`` and ``created_at`` added)."""
+        q = sa.select(checks).order_by(checks.c.id.desc()).limit(int(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        out = []
+        for r in rows:
+            d = json.loads(r["report_json"])
+            out.append({**d, "id": r["id"], "created_at": r["created_at"]})
+        return out
+
     def export(self, path: str | os.PathLike, fmt: str | None = None, **filters) -> Path:
         from uta_bench.paths import atomic_write_bytes
 
@@ -247,3 +278,6 @@ class ResultsStore:
             raise UtaBenchError(f"unknown export format {fmt!r}; use csv, json or parquet")
         atomic_write_bytes(path, data)
         return path
+
+
+Store = ResultsStore        # the name the cross-module spec uses (Store.save_check / Store.checks)

@@ -1,6 +1,8 @@
 """The results store's schema (tables, :class:`RunKey`), its versions and the upgrade of an older store in place.
 
-Version 1 (no ``uta_bench_schema`` table) had no run-key columns. :func:`upgrade` adds every column the
+Version 1 (no ``uta_bench_schema`` table) had no run-key columns; version 2 no ``checks`` and
+``predictions`` tables (those are created, empty; ``uta-bench store upgrade`` then imports the
+predictions files an older uta-bench wrote next to the store, see :mod:`uta_bench.predictions`). :func:`upgrade` adds every column the
 current :data:`results` table has and the store lacks (``ALTER TABLE ... ADD COLUMN``,
 on sqlite and PostgreSQL alike), back-fills the run key of every row from the row's own provenance
 (``config_json``: limit, checkpoint, pretrained; ``device``; ``git_commit``/``harness_version``) and
@@ -62,7 +64,26 @@ schema_info = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
 )
-SCHEMA_VERSION = 2          # 1: before the run key (no uta_bench_schema table); 2: run-key columns
+# schema 3: `check` verdicts, and per-sample predictions kept in the database (so a shared store has them)
+checks = sa.Table(
+    "checks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("candidate_run", sa.String(400)),        # the candidate's run ids, comma-separated
+    sa.Column("against", sa.String(256)),
+    sa.Column("verdict", sa.String(16)),                # pass | fail
+    sa.Column("report_json", sa.Text, nullable=False),  # the whole verdict dict (Store.save_check)
+)
+predictions = sa.Table(
+    "predictions", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("task", sa.String(128), primary_key=True),
+    sa.Column("format", sa.String(16), nullable=False),     # "npz": numpy.savez_compressed bytes
+    sa.Column("blob", sa.LargeBinary, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+)
+SCHEMA_VERSION = 3          # 1: before the run key (no uta_bench_schema table); 2: run-key columns; 3: checks,
+                            # predictions tables
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,7 @@ def upgrade(store) -> int:
     with store.engine.begin() as conn:
         if not store.is_sqlite:
             conn.exec_driver_sql("LOCK TABLE results IN SHARE ROW EXCLUSIVE MODE")
-        metadata.create_all(conn, tables=[metadata.tables["uta_bench_schema"]])
+        metadata.create_all(conn, tables=[schema_info, checks, predictions])
         if stored_version(conn) >= SCHEMA_VERSION:       # another process upgraded it meanwhile
             return 0
         _add_missing_columns(conn)

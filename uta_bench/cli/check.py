@@ -140,6 +140,17 @@ def verdict_table(report, checkpoint, sequential: bool = False):
     return t
 
 
+def save_verdict(store, report) -> None:
+    """Keep the verdict in the store (``checks`` table, read by `uta-bench report`); a failure is a warning:
+    the gate's exit code is the verdict's, never the bookkeeping's."""
+    import logging
+
+    try:
+        store.save_check(report.verdict_dict())
+    except Exception as e:  # noqa: BLE001 - storing the verdict must not change the gate's result
+        logging.getLogger(__name__).warning("the check verdict was not stored in the results store: %s", e)
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command("check")
     def check(
@@ -203,15 +214,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                 writable_file(where, path)       # before evaluating: a report we cannot write fails fast
         run_kwargs = dict(data_root=data_root, batch_size=batch_size, device=device, precision=precision,
                           trust_checkpoint=trust_checkpoint)
+        results = ResultsStore(store)
         if sequential:
             from uta_bench.seqcheck import sequential_check
 
-            report = sequential_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks,
+            report = sequential_check(results, model, checkpoint, against, tolerance, tasks,
                                       alpha=alpha, sharing=alpha_sharing, seed=order_seed,
                                       random_init=random_init, run_kwargs=run_kwargs)
         else:
-            report = run_check(ResultsStore(store), model, checkpoint, against, tolerance, tasks, metrics=metrics,
+            report = run_check(results, model, checkpoint, against, tolerance, tasks, metrics=metrics,
                                paper_as=paper_as, limit=limit, random_init=random_init, run_kwargs=run_kwargs)
+        save_verdict(results, report)
         t = verdict_table(report, checkpoint, sequential)
         console = Console()
         if not console.is_terminal:       # CI logs: do not squeeze the verdict table into 80 columns
