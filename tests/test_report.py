@@ -60,8 +60,9 @@ def chromium(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def populated(tmp_path, monkeypatch):
-    """Two runs of a 6-class generated ImageFolder task mapped to Table 1's IN-1K column, one hostile row."""
+def populated(tmp_path, monkeypatch, official_ckpt, capsys):
+    """Two runs of a 6-class generated ImageFolder task mapped to Table 1's IN-1K column, one hostile row,
+    and a real `uta-bench check` verdict (a random-init checkpoint against the paper: a regression)."""
     from uta_bench.store import Metric, ResultsStore, RunInfo
     from uta_bench.zeroshot.run import evaluate_loaded
 
@@ -79,6 +80,11 @@ def populated(tmp_path, monkeypatch):
     try:
         runs = [evaluate_loaded(tiny(seed), [str(card)], cfg(tmp_path, [card], use_cache=False),
                                 model_name="uta_b16") for seed in (0, 1)]
+        ckpt, _ = official_ckpt("uta_tiny_p16", fmt="safetensors")
+        code, msg = cli(capsys, "check", "--model", "uta_tiny", "--checkpoint", str(ckpt), "--against", "paper",
+                        "--paper-as", "uta_b16", "--tasks", "gen6", "--tolerance", "0.5",
+                        "--data-root", str(tmp_path / "data"))
+        assert code == 1 and "REGRESSION" in msg, msg
     finally:
         torch.set_num_threads(threads)
     return store, runs
@@ -98,7 +104,7 @@ def test_report_page_contents(populated, tmp_path, capsys):
 
     store, (base, run) = populated
     out = tmp_path / "report.html"
-    code, msg = cli(capsys, "report", "-o", str(out), "--baseline", base)
+    code, msg = cli(capsys, "report", "-o", str(out), "--run", run, "--baseline", base)
     assert code == 0, msg
     page = out.read_text()
     # self-contained: no script, no stylesheet/font link, every src a data: URI
@@ -135,7 +141,15 @@ def test_report_page_contents(populated, tmp_path, capsys):
     assert got == want
     assert page.count('class="plot"') == 3        # Δ vs paper, Δ vs baseline, per-class
     assert f'id="run-{run}"' in page and f'id="run-{base}"' in page and 'id="run-hostile-run"' in page
-    assert "no check verdicts stored" in page or "Latest check verdicts" in page
+    # the check verdict as stored (Store.checks): FAIL, its regression row, its candidate run in the provenance
+    (verdict,) = store.checks(5)
+    (cand,) = verdict["candidate_runs"]
+    assert verdict["verdict"] == "fail" and cand not in (base, run)
+    section = page.split('id="checks"', 1)[1].split('id="provenance"', 1)[0]
+    assert '<span class="fail">FAIL</span>' in section and f"<code>{cand}</code>" in section
+    assert '<td class="worse">regression</td>' in section and "<td>gen6</td>" in section
+    delta = verdict["verdicts"][0]["delta"]
+    assert f"<td>{delta:.4g}</td>" in section and f'id="run-{cand}"' in page
 
 
 @needs_chromium

@@ -15,7 +15,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}tr.ours td{color:#036}
 td.better{background:#d5f5e3;color:#145a32}td.worse{background:#fadbd8;color:#7b241c}
 td.neutral{background:#eee;color:#555}td[title]{cursor:help}.note{color:#666;font-size:.85em}
 .figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.8em;color:#555}
-.pass{color:#145a32;font-weight:bold}.fail{color:#7b241c;font-weight:bold}code{font-size:.9em}"""
+.provenance td{font-size:.9em;word-break:break-all}.pass{color:#145a32;font-weight:bold}.fail{color:#7b241c;font-weight:bold}code{font-size:.9em}"""
 
 e = html.escape
 
@@ -122,6 +122,8 @@ def per_class_html(data: ReportData, k: int) -> list[str]:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, float) and v != v:
+        return ""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (dict, list)):
@@ -129,21 +131,33 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
+FIRST = ("task", "metric", "status", "baseline", "candidate", "delta", "ci_low", "ci_high", "p_value", "noise")
+HEAD = ("time", "model", "checkpoint", "against", "tolerance")
+STATUS = {"regression": "worse", "improved": "better", "pass": "neutral", "noise": "neutral"}
+
+
 def checks_html(checks: list | None) -> list[str]:
     out = ["<h2 id=\"checks\">Latest check verdicts</h2>"]
     if not checks:
         return out + ['<p class="note">no check verdicts stored</p>']
     for c in checks:
-        rows = c.get("verdicts") or c.get("rows") or []
-        head = {k: v for k, v in c.items() if k not in ("verdicts", "rows") and not isinstance(v, (dict, list))}
-        ok = c.get("exit_code", 0) == 0 and not any(r.get("status") == "regression" for r in rows)
+        rows = c.get("verdicts") or []
+        head = {k: c[k] for k in dict.fromkeys([*HEAD, *c]) if k in c and k not in ("verdicts", "verdict")
+                and c[k] is not None and not isinstance(c[k], (dict, list))}
+        head["candidate runs"] = ", ".join(map(str, c.get("candidate_runs") or []))
+        ok = c["verdict"] == "pass" if "verdict" in c else (
+            c.get("exit_code", 0) == 0 and not any(r.get("status") == "regression" for r in rows))
         out.append(f'<p><span class="{"pass" if ok else "fail"}">{"PASS" if ok else "FAIL"}</span> '
                    + " · ".join(f"{e(str(k))}: <code>{e(_fmt(v))}</code>" for k, v in head.items()) + "</p>")
-        cols = [k for k in dict.fromkeys(k for r in rows for k in r) if not isinstance(rows[0].get(k), (dict, list))]
+        keys = dict.fromkeys([*FIRST, *(k for r in rows for k in r)])
+        cols = [k for k in keys if any(r.get(k) not in (None, "") and not isinstance(r.get(k), (dict, list))
+                                       for r in rows)]
         if rows:
             out.append('<table class="checks"><thead><tr>' + "".join(f"<th>{e(str(k))}</th>" for k in cols)
                        + "</tr></thead><tbody>")
-            out += ["<tr>" + "".join(f"<td>{e(_fmt(r.get(k)))}</td>" for k in cols) + "</tr>" for r in rows]
+            out += ["<tr>" + "".join(f'<td class="{STATUS.get(r.get(k), "")}">{e(_fmt(r.get(k)))}</td>'
+                                     if k == "status" else f"<td>{e(_fmt(r.get(k)))}</td>" for k in cols) + "</tr>"
+                    for r in rows]
             out.append("</tbody></table>")
     return out
 
