@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The installed `uta-bench` run as a user would, from an empty folder outside the checkout (stage 6 of
-# scripts/test.sh): info, tasks, models, table --paper, data check and run zeroshot on a small generated
+# scripts/test.sh): info, tasks, models, table --paper, data check, run zeroshot and report on a small generated
 # ImageNet-layout folder, results, and a wrong --data-root (one-line error, exit != 0, no traceback).
 #
 #   bash scripts/smoke_installed.sh VENV      # VENV: a virtualenv with uta-bench installed (non-editable)
@@ -46,6 +46,9 @@ run_id="$(grep -o 'run [0-9T]*-[0-9a-f]*' "$W/out" | head -n1 | cut -d' ' -f2)"
 [[ -f "$W/xdg-data/uta-bench/results/store.sqlite" ]] || fail "no results store under the user data folder"
 COLUMNS=80 run results
 has "$run_id"
+run report -o "$W/report.html"
+grep -q "Per-class accuracy of run $run_id" "$W/report.html" && grep -q 'src="data:image/png;base64,' "$W/report.html" \
+    || fail "report.html lacks the run's per-class section or its inline plot"
 
 echo "+ uta-bench data check imagenet1k --data-root $W/nowhere  (expected: one-line error, exit 2)"
 rc=0; "$UB" data check imagenet1k --data-root "$W/nowhere" >"$W/out" 2>"$W/err" || rc=$?

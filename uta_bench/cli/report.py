@@ -48,4 +48,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         data = collect(ResultsStore(store), run_id=run, baseline=baseline, models=models,
                        tables=wanted or None, checks_limit=checks)
         write_output("--output", output, render_page(data, band=band, k=top_k))
-        typer.echo(f"wrote {output} ({len(data.provenance)} runs, {len(data.per_class)} per-class tasks)")
+        n_runs, n_pc = len(data.provenance), len(data.per_class)
+        typer.echo(f"wrote {output} ({n_runs} run{'s' * (n_runs != 1)}, per-class accuracy of {n_pc} "
+                   f"task{'s' * (n_pc != 1)})")

@@ -15,7 +15,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}tr.ours td{color:#036}
 td.better{background:#d5f5e3;color:#145a32}td.worse{background:#fadbd8;color:#7b241c}
 td.neutral{background:#eee;color:#555}td[title]{cursor:help}.note{color:#666;font-size:.85em}
 .figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:.8em;color:#555}
-.provenance td{font-size:.9em;word-break:break-all}.pass{color:#145a32;font-weight:bold}.fail{color:#7b241c;font-weight:bold}code{font-size:.9em}"""
+.provenance td{font-size:.9em;word-break:break-all}code{font-size:.9em}
+.pass{color:#145a32;font-weight:bold}.fail{color:#7b241c;font-weight:bold}"""
 
 e = html.escape
 
@@ -111,7 +112,7 @@ def per_class_html(data: ReportData, k: int) -> list[str]:
             out.append(f'<p class="note">{e(ca.note)}</p>')
         out.append(f'<div class="figs"><figure><img class="plot" src="{figures.class_figure(ca.task, pick)}" '
                    f'alt="{e(ca.task)} per-class accuracy"></figure>')
-        out.append(f'<table class="per-class"><thead><tr><th>class</th><th>samples</th><th>top-1 %</th></tr></thead>'
+        out.append('<table class="per-class"><thead><tr><th>class</th><th>samples</th><th>top-1 %</th></tr></thead>'
                    "<tbody>")
         title = e(cell_title({"run_id": data.run_id, "task": ca.task, "metric": "top1 per class"}, data.provenance))
         out += [f'<tr><td>{e(name)}</td><td class="num">{n}</td><td class="num" title="{title}">{acc * 100:.1f}</td>'
