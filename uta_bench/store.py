@@ -193,7 +193,7 @@ class ResultsStore:
 
     def latest(self, key: RunKey | None = None, model: str | None = None, models=None,
                exclude_runs=(), per=("model", "task", "metric", "paper_table", "paper_row")):
-        """THE query for the latest measured rows.
+        """THE query for the latest measured (or imported) rows.
 
         With ``key``: the rows of the latest run measured under exactly that run key (empty when none).
         Otherwise the latest measured row per ``per`` among ``model``/``models`` (all when None),
@@ -202,7 +202,10 @@ class ResultsStore:
         """
         import pandas as pd
 
-        q = sa.select(results).where(results.c.source == "measured")
+        # imported rows (`uta-bench import clip-benchmark`) are results too, but never stand in for a
+        # candidate's own evaluation under a run key
+        q = sa.select(results).where(results.c.source == "measured" if key is not None
+                                     else results.c.source.in_(("measured", "imported")))
         if key is not None:
             q = q.where(results.c.run_key == key.digest())
         wanted = [model] if model is not None else list(models or [])
