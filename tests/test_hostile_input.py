@@ -301,13 +301,12 @@ def test_10_safetensors_renamed_pt_loads_and_14_files_follow_umask(world, tmp_pa
 
     df = ResultsStore(store).df()
     assert len(df) == 1 and df.weights_sha256.iloc[0] == sha256_file(world["ckpt"])
-    (pred,) = (tmp_path / "predictions").rglob("*.npz")
     export = tmp_path / "rows.csv"
     code, out, err = uta("results", "--store", store, "--export", export, umask=0o022)
     assert code == 0
     chunks = list((Path(os.environ["UTA_BENCH_HOME"]) / "cache" / "features").rglob("*.safetensors"))
     assert chunks
-    for f in (pred, export, *chunks):
+    for f in (export, *chunks):
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
 
 

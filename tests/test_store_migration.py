@@ -96,7 +96,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 def test_copy_old_sqlite_file_into_a_store(store_url_any, tmp_path, capsys):  # noqa: F811
     from uta_bench.cli.main import main
-    from uta_bench.predictions import predictions_dir
+    from uta_bench.predictions import prediction_blob
     from uta_bench.store import ResultsStore
 
     src = tmp_path / "old" / "results.sqlite"
@@ -119,4 +119,4 @@ def test_copy_old_sqlite_file_into_a_store(store_url_any, tmp_path, capsys):  # 
     norm = lambda rows: sorted(tuple(None if v != v else v for v in row) for row in rows)  # noqa: E731
     assert norm(got) == norm(want)
     assert df.run_key.notna().all()
-    assert (predictions_dir(dst) / "det_run" / "coco.npz").read_bytes() == b"npz bytes"
+    assert prediction_blob(dst, "det_run", "coco") == b"npz bytes"      # now inside the destination store

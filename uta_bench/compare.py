@@ -152,29 +152,30 @@ def _same_samples(task: str, pa: dict, pb: dict) -> None:
 def compare_runs(store, run_a: str, run_b: str, tasks=None, keys=None, method: str = "both",
                  n_boot: int = 10000, seed: int = 0) -> list[PairedResult]:
     """Compare two runs task by task on the per-sample predictions saved by the runner."""
-    from uta_bench.predictions import load_predictions, predictions_dir
+    from uta_bench.predictions import load_predictions, run_tasks
 
     def tasks_of(run):
-        d = predictions_dir(store) / run
-        if not d.is_dir():
-            raise UtaBenchError(f"run {run!r} has no saved per-sample predictions under {d}; "
+        got = run_tasks(store, run)
+        if not got:
+            raise UtaBenchError(f"run {run!r} has no saved per-sample predictions in {store.display_url}; "
                                 "re-run it with this version (predictions are saved per task)")
-        return {p.stem for p in d.glob("*.npz")}
+        return got
 
     ta, tb = tasks_of(run_a), tasks_of(run_b)
-    common = sorted(ta & tb)
+    common = sorted(set(ta) & set(tb))
     if tasks:
         names = {t.replace("/", "_").replace(":", "_"): t for t in tasks}
         missing = [t for s, t in names.items() if s not in common]
         if missing:
             raise UtaBenchError(f"task {missing[0]!r} is not in both runs' predictions "
-                                f"(common tasks: {', '.join(common) or 'none'})")
+                                f"(common tasks: {', '.join(ta[s] for s in common) or 'none'})")
         common = [s for s in common if s in names]
     if not common:
         raise UtaBenchError(f"runs {run_a} and {run_b} share no task with saved predictions")
     results = []
-    for task in common:
-        pa, pb = load_predictions(store, run_a, task), load_predictions(store, run_b, task)
+    for stem in common:
+        task = ta[stem]
+        pa, pb = load_predictions(store, run_a, task), load_predictions(store, run_b, tb[stem])
         _same_samples(task, pa, pb)
         sa, sb = _per_sample(pa), _per_sample(pb)
         for key in sorted(set(sa) & set(sb)):

@@ -10,7 +10,7 @@ Per classification task (the statistics are in :mod:`uta_bench.sequential`):
    continue; a task that reaches its full set gets today's verdict (:func:`full_set_verdict`).
 
 The order, the seed and the per-sample outcomes read are saved as predictions of a new run id
-(``seq-...``) under the store's predictions folder; nothing is written to the results table (a
+(``seq-...``) in the store's predictions table; nothing is written to the results table (a
 partial-set top-1 is not a result). Retrieval tasks are not gated sequentially (their per-sample
 outcomes are per caption and per image; use the plain check for them).
 """
@@ -63,19 +63,19 @@ def random_order(n: int, seed: int) -> np.ndarray:
 
 def _baseline_task(store, base_df, task: str):
     """(baseline run id, top-1 row value, predictions) of ``task``; needs saved per-sample predictions."""
-    from uta_bench.predictions import load_predictions, predictions_dir
+    from uta_bench.predictions import has_predictions, load_predictions
 
     rows = base_df[(base_df.task == task) & (base_df.metric == "top1")]
     if rows.empty:
         raise UtaBenchError(f"--sequential: the baseline has no top1 row for task {task}")
     row = rows.sort_values("id").iloc[-1]
-    path = predictions_dir(store) / row.run_id / f"{task.replace('/', '_').replace(':', '_')}.npz"
-    if not path.is_file():
-        raise UtaBenchError(f"--sequential: baseline run {row.run_id} has no saved predictions for {task} "
-                            f"({path}); re-run the baseline with this version")
+    if not has_predictions(store, row.run_id, task):
+        raise UtaBenchError(f"--sequential: baseline run {row.run_id} has no saved predictions for {task} in "
+                            f"{store.display_url}; re-run the baseline with this version")
     preds = load_predictions(store, row.run_id, task)
     if not {"index", "target", "correct1"} <= set(preds):
-        raise UtaBenchError(f"--sequential: baseline predictions {path} lack index/target/correct1")
+        raise UtaBenchError(f"--sequential: baseline predictions of {row.run_id}/{task} lack "
+                            "index/target/correct1")
     return row.run_id, float(row.value), preds
 
 

@@ -28,7 +28,7 @@ from uta_bench.errors import UtaBenchError
 from uta_bench.paths import default_store_path
 
 from uta_bench.store_schema import (COLUMNS, SCHEMA_VERSION, RunKey, checks, code_version,  # noqa: F401
-                                    device_type, metadata, results, schema_info, upgrade)
+                                    db_message, device_type, metadata, results, schema_info, upgrade)
 
 
 @dataclass
@@ -87,15 +87,6 @@ def _pg_driver(url: str) -> str:
     return "postgresql://" + rest if scheme == "postgres" else url
 
 
-def db_message(e: Exception) -> str:
-    """The database's own one-line message, without SQLAlchemy's statement and parameters."""
-    from uta_bench.validate import redact
-
-    orig = getattr(e, "orig", None)
-    text = str(orig if orig is not None else e).strip().splitlines() or [type(e).__name__]
-    return redact(text[0])[:300]
-
-
 class ResultsStore:
     def __init__(self, store: str | os.PathLike | None = None):
         from uta_bench.validate import redact
@@ -143,11 +134,13 @@ class ResultsStore:
     def write_task(self, run: RunInfo, task: str, metrics: Iterable[Metric], *, task_version: str | None = None,
                    dataset_manifest: str | None = None, ended_at: str | None = None,
                    paper: dict | None = None, extra: dict | None = None, source: str = "measured",
-                   before_commit=None) -> int:
-        """Insert all rows of one task in one transaction; returns the number of rows.
+                   predictions: dict | None = None, before_commit=None) -> int:
+        """Insert all rows of one task, and its per-sample ``predictions`` (name -> array; see
+        :mod:`uta_bench.predictions`), in one transaction; returns the number of rows.
 
-        ``before_commit()`` (e.g. saving the task's predictions) runs inside the transaction after the
-        insert: when it raises, no row is written; when the commit fails, the caller undoes it."""
+        ``before_commit()`` runs inside the transaction after the insert: when it raises, nothing is
+        written; when the commit fails, the caller undoes what it did."""
+        from uta_bench.predictions import prediction_row, put
         from uta_bench.provenance import now
         from uta_bench.validate import redact_all
 
@@ -172,9 +165,12 @@ class ResultsStore:
                 extra_json=json.dumps({**(extra or {}), **m.extra}, sort_keys=True, default=str), **key))
         if not rows:
             return 0
+        pred_row = None if predictions is None else prediction_row(run.run_id, task, predictions)
         try:
             with self.engine.begin() as conn:
                 conn.execute(results.insert(), rows)
+                if pred_row is not None:
+                    put(conn, pred_row)
                 if before_commit is not None:
                     before_commit()
         except sa.exc.SQLAlchemyError as e:     # full disk, corrupt pages...: one line, never the INSERT
@@ -197,7 +193,7 @@ class ResultsStore:
 
     def latest(self, key: RunKey | None = None, model: str | None = None, models=None,
                exclude_runs=(), per=("model", "task", "metric", "paper_table", "paper_row")):
-        """THE query for the latest measured rows.
+        """THE query for the latest measured (or imported) rows.
 
         With ``key``: the rows of the latest run measured under exactly that run key (empty when none).
         Otherwise the latest measured row per ``per`` among ``model``/``models`` (all when None),
@@ -206,7 +202,10 @@ class ResultsStore:
         """
         import pandas as pd
 
-        q = sa.select(results).where(results.c.source == "measured")
+        # imported rows (`uta-bench import clip-benchmark`) are results too, but never stand in for a
+        # candidate's own evaluation under a run key
+        q = sa.select(results).where(results.c.source == "measured" if key is not None
+                                     else results.c.source.in_(("measured", "imported")))
         if key is not None:
             q = q.where(results.c.run_key == key.digest())
         wanted = [model] if model is not None else list(models or [])
@@ -278,6 +277,27 @@ class ResultsStore:
             raise UtaBenchError(f"unknown export format {fmt!r}; use csv, json or parquet")
         atomic_write_bytes(path, data)
         return path
+
+
+def copy_rows(src: ResultsStore, dst: ResultsStore) -> tuple[int, int]:
+    """Copy every row of store ``src`` into store ``dst`` (e.g. a sqlite file into a shared PostgreSQL
+    store) with the runs' predictions; rows ``dst`` already holds (same run, task, metric, source, value)
+    are skipped, so a repeated copy adds nothing. Returns (rows copied, rows already there)."""
+    from uta_bench.predictions import copy_predictions
+
+    with src.engine.connect() as c:
+        rows = [dict(r) for r in c.execute(sa.select(results).order_by(results.c.id)).mappings()]
+    with dst.engine.connect() as c:
+        have = {(r.run_id, r.task, r.metric, r.source, r.value) for r in
+                c.execute(sa.select(results.c.run_id, results.c.task, results.c.metric, results.c.source,
+                                    results.c.value))}
+    new = [{k: r[k] for k in COLUMNS} for r in rows
+           if (r["run_id"], r["task"], r["metric"], r["source"], r["value"]) not in have]
+    copy_predictions(src, dst, {r["run_id"] for r in rows})
+    if new:
+        with dst.engine.begin() as c:
+            c.execute(results.insert(), new)
+    return len(new), len(rows) - len(new)
 
 
 Store = ResultsStore        # the name the cross-module spec uses (Store.save_check / Store.checks)

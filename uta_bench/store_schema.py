@@ -207,34 +207,10 @@ def backfill_run_keys(conn) -> int:
     return len(rows)
 
 
-def copy_rows(src, dst) -> tuple[int, int]:
-    """Copy every row of store ``src`` into store ``dst`` (e.g. a sqlite file into a shared PostgreSQL
-    store), predictions files included; rows ``dst`` already holds (same run, task, metric, source,
-    value) are skipped, so a repeated copy adds nothing. Returns (rows copied, rows already there)."""
+def db_message(e: Exception) -> str:
+    """The database's own one-line message, without SQLAlchemy's statement and parameters."""
+    from uta_bench.validate import redact
 
-    with src.engine.connect() as c:
-        rows = [dict(r) for r in c.execute(sa.select(results).order_by(results.c.id)).mappings()]
-    with dst.engine.connect() as c:
-        have = {(r.run_id, r.task, r.metric, r.source, r.value) for r in
-                c.execute(sa.select(results.c.run_id, results.c.task, results.c.metric, results.c.source,
-                                    results.c.value))}
-    new = [{k: r[k] for k in COLUMNS} for r in rows
-           if (r["run_id"], r["task"], r["metric"], r["source"], r["value"]) not in have]
-    _copy_predictions(src, dst, {r["run_id"] for r in new})
-    if new:
-        with dst.engine.begin() as c:
-            c.execute(results.insert(), new)
-    return len(new), len(rows) - len(new)
-
-
-def _copy_predictions(src, dst, run_ids) -> None:
-    from uta_bench.paths import atomic_write_bytes
-    from uta_bench.predictions import predictions_dir
-
-    a, b = predictions_dir(src), predictions_dir(dst)
-    if a.resolve() == b.resolve():
-        return
-    for rid in sorted(run_ids):
-        for f in sorted((a / rid).glob("*.npz")) if (a / rid).is_dir() else []:
-            if not (b / rid / f.name).exists():
-                atomic_write_bytes(b / rid / f.name, f.read_bytes())
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip().splitlines() or [type(e).__name__]
+    return redact(text[0])[:300]

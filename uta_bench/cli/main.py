@@ -49,6 +49,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.det",
     "uta_bench.cli.llava",
     "uta_bench.cli.store",
+    "uta_bench.cli.imports",
 )
 
 

@@ -56,7 +56,6 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
     from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
     from uta_bench.finetune.model import load_finetuned
     from uta_bench.data.manifest import folder_manifest
-    from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo
 
@@ -85,10 +84,9 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
                   versions=versions())
     row = paper_row(loaded.card) if task == TASK else None
     paper = {"table": PAPER_TABLE, "row": row} if row else None
-    save_predictions(results, run.run_id, task, {
-        "top5": topk_predictions(logits, 5), "target": targets,
-        "correct1": (logits.argmax(1) == targets).to(torch.int8)})
+    preds = {"top5": topk_predictions(logits, 5), "target": targets,
+             "correct1": (logits.argmax(1) == targets).to(torch.int8)}
     results.write_task(run, task, metrics, task_version="1", dataset_manifest=manifest, paper=paper,
                        extra={"paper_column": PAPER_COLUMN if row else None, "num_classes": len(meta["classes"]),
-                              "head": meta.get("weights"), "recipe": meta.get("recipe")})
+                              "head": meta.get("weights"), "recipe": meta.get("recipe")}, predictions=preds)
     return run.run_id, metrics

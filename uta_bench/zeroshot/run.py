@@ -137,24 +137,7 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
 
 
 def _write_task(store, run, card: TaskCard, res) -> None:
-    """Rows and predictions of one task commit together or not at all: the predictions are saved inside
-    the rows' transaction and removed again when the commit fails (no predictions/<run_id>/ orphans)."""
-    from uta_bench.predictions import remove_predictions, save_predictions
-
-    saved = []
-
-    def save():
-        try:
-            saved.append(save_predictions(store, run.run_id, card.task, res.predictions))
-        except OSError as e:
-            raise UtaBenchError(f"cannot save the predictions of task {card.task} ({e.strerror or e}: "
-                                f"{e.filename or ''}); nothing of this task was written") from None
-
+    """Rows and per-sample predictions of one task commit together (one transaction) or not at all."""
     paper = {"table": (card.paper or {}).get("table"), "row": None} if card.paper else None
-    try:
-        store.write_task(run, card.task, res.metrics, task_version=card.version, dataset_manifest=res.manifest,
-                         paper=paper, extra=res.extra, before_commit=save)
-    except BaseException:
-        for path in saved:
-            remove_predictions(path)
-        raise
+    store.write_task(run, card.task, res.metrics, task_version=card.version, dataset_manifest=res.manifest,
+                     paper=paper, extra=res.extra, predictions=res.predictions)
