@@ -233,3 +233,35 @@ def test_results_and_compare_take_clip_benchmark_names(loaded, tmp_path):
     assert r.returncode == 0, r.stderr
     got = json.loads((tmp_path / "c.json").read_text())["results"]
     assert [x["key"] for x in got] == ["correct1"]
+
+
+def test_check_output_path_measured_and_reused(loaded, tmp_path, monkeypatch, capsys):
+    from uta_bench.cli.main import main
+
+    _, card = _unequal_folder(tmp_path)
+    monkeypatch.setenv("UTA_BENCH_TASKS", str(card.parent))
+    base = evaluate_loaded(tiny(1), [str(card)], cfg(tmp_path, [card]))
+    out, js = tmp_path / "out", tmp_path / "check.json"
+    common = ["check", "--model", "uta_tiny", "--random-init", "--tasks", "uneq", "--against", base, "--tolerance",
+              "100", "--data-root", str(tmp_path / "data"), "--output-path", str(out), "--json", str(js)]
+
+    def check(*extra):
+        with pytest.raises(SystemExit) as e:
+            main(common + list(extra))
+        assert e.value.code == 0, capsys.readouterr()
+        return json.loads(js.read_text())
+
+    rep = check("--log-samples")                       # evaluated now: results + samples written by the run
+    (run_id,) = rep["candidate_runs"]
+    assert rep["measured"] and not rep["reused"]
+    first = json.loads(_one(out / "uta_tiny", "results_*.json").read_text())
+    assert first["run_id"] == run_id and set(first) == LM_EVAL_KEYS | OURS
+    n = sum(CLASS_SIZES.values())
+    assert len(_one(out / "uta_tiny", "samples_uneq_*.jsonl").read_text().splitlines()) == n
+
+    rep = check("--metrics", "acc1")                   # same run key: re-used; results JSON from the stored rows
+    assert rep["reused"] and rep["candidate_runs"] == [run_id]
+    assert [v["metric"] for v in rep["verdicts"]] == ["top1"]        # clip_benchmark's name accepted
+    again = json.loads(_one(out / "uta_tiny", f"results_*_{run_id}.json").read_text())
+    assert again["results"] == first["results"] and set(again) == LM_EVAL_KEYS | OURS
+    assert len(list((out / "uta_tiny").glob("samples_*.jsonl"))) == 1
