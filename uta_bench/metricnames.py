@@ -48,6 +48,13 @@ def canonical_metrics(names) -> list[str] | None:
     return out
 
 
+def from_clip_benchmark(metric: str) -> str:
+    """clip_benchmark's names only (``acc1`` -> ``top1``, ``accK`` -> ``topK``; the rest as they are): what a
+    task card accepts besides uta-bench's own names."""
+    topk = _TOPK.match(str(metric))
+    return f"top{topk[1]}" if topk else str(metric)
+
+
 def clip_benchmark_name(metric: str) -> str:
     """uta-bench's name -> clip_benchmark's (``top1`` -> ``acc1``, ``top5`` -> ``acc5``; the rest as they are)."""
     c = canonical_metric(metric)

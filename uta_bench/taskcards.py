@@ -76,9 +76,9 @@ def parse_card(data: Any, source: str = "<card>") -> TaskCard:
     if data["type"] == "suite" and not data.get("tasks"):
         raise UtaBenchError(f"task card {source}: field 'tasks' must list the suite's tasks")
     if isinstance(data.get("metrics"), list):        # clip_benchmark's acc1/acc5 etc. -> top1/top5 (metricnames)
-        from uta_bench.metricnames import canonical_metric
+        from uta_bench.metricnames import from_clip_benchmark
 
-        data = {**data, "metrics": [canonical_metric(m) if isinstance(m, str) else m for m in data["metrics"]]}
+        data = {**data, "metrics": [from_clip_benchmark(m) if isinstance(m, str) else m for m in data["metrics"]]}
     _check_content(data, source)
     kw = {f.name: data[f.name] for f in fields(TaskCard) if f.name in data}
     kw["version"] = str(kw["version"])
