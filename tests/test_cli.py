@@ -53,7 +53,7 @@ def test_run_zeroshot_uta_b16_official_checkpoint(official_ckpt, sample_folder, 
     assert shown.returncode == 0 and "top1" in shown.stdout and "uta_b16" in shown.stdout
     exported = tmp_path / "rows.csv"
     assert cli("results", "--store", str(store), "--export", str(exported)).returncode == 0
-    assert exported.read_text().count("\n") == 3
+    assert exported.read_text().count("\n") == 4          # header + top1, top5, mean_per_class_recall
 
 
 def test_typer_exit_code_reaches_the_shell():
