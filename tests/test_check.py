@@ -99,8 +99,9 @@ def test_check_gate_end_to_end(gate_env, tmp_path, capsys):
     verdicts = {v["metric"]: v for v in json.loads(js.read_text())["verdicts"]}
     assert verdicts["top1"]["status"] == "pass" and verdicts["top1"]["noise"] == "paired-bootstrap"
     assert verdicts["top5"]["status"] == "missing"        # the crafted baseline has no top5 row
+    assert verdicts["mean_per_class_recall"]["status"] == "missing"     # ... nor a mean_per_class_recall row
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite.get("failures") == "0" and suite.get("skipped") == "1"
+    assert suite.get("failures") == "0" and suite.get("skipped") == "2"
 
     # 4) one sample worse than a baseline: beyond the 0.5-point tolerance but within noise -> not failing
     flip = correct.copy()

@@ -46,14 +46,14 @@ def test_run_zeroshot_uta_b16_official_checkpoint(official_ckpt, sample_folder, 
             "--store", str(store), "--batch-size", "8")
     assert r.returncode == 0, r.stderr[-2000:]
     df = ResultsStore(store).df()
-    assert sorted(df.metric) == ["top1", "top5"]
+    assert sorted(df.metric) == ["mean_per_class_recall", "top1", "top5"]
     assert (df.n == 24).all() and (df.model == "uta_b16").all() and df.weights_sha256.str.len().eq(64).all()
     assert ((df.ci_low <= df.value) & (df.value <= df.ci_high)).all()
     shown = cli("results", "--store", str(store))
     assert shown.returncode == 0 and "top1" in shown.stdout and "uta_b16" in shown.stdout
     exported = tmp_path / "rows.csv"
     assert cli("results", "--store", str(store), "--export", str(exported)).returncode == 0
-    assert exported.read_text().count("\n") == 3
+    assert exported.read_text().count("\n") == 4          # header + top1, top5, mean_per_class_recall
 
 
 def test_typer_exit_code_reaches_the_shell():

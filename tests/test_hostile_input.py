@@ -171,7 +171,7 @@ def test_5_unwritable_feature_cache_is_a_warning_not_lost_work(world, tmp_path):
                          env={"UTA_BENCH_HOME": str(home)})
     assert code == 0, err
     assert "feature cache" in err and "not writable" in err and "encoding without caching" in err
-    assert rows(os.environ["UTA_BENCH_STORE"]) == 1
+    assert rows(os.environ["UTA_BENCH_STORE"]) == 2        # top1 + mean_per_class_recall
 
 
 # 6 ---------------------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_8_skip_says_how_many_and_which_and_zero_usable_is_an_error(broken_folde
     code, out, err = uta(*RUN, "--random-init", "--tasks", f"{broken_folder},{hopeless}", "--on-bad-image", "skip")
     assert code == 2 and "none of the 2 images could be read" in error_line(err) and "mat1" not in err
     assert "skipped 3 of 7 unreadable images" in err and "zero.jpg" in err and "truncated.jpg" in err
-    assert rows(os.environ["UTA_BENCH_STORE"]) == 2        # top1 + top5 of the first task only
+    assert rows(os.environ["UTA_BENCH_STORE"]) == 3        # top1, top5, mean_per_class_recall of the first task
 
 
 # 9 ---------------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_10_safetensors_renamed_pt_loads_and_14_files_follow_umask(world, tmp_pa
     from uta_bench.store import ResultsStore
 
     df = ResultsStore(store).df()
-    assert len(df) == 1 and df.weights_sha256.iloc[0] == sha256_file(world["ckpt"])
+    assert len(df) == 2 and (df.weights_sha256 == sha256_file(world["ckpt"])).all()   # top1 + mean_per_class_recall
     export = tmp_path / "rows.csv"
     code, out, err = uta("results", "--store", store, "--export", export, umask=0o022)
     assert code == 0
@@ -355,7 +355,7 @@ def test_12_check_runs_a_card_file_without_prior_rows(world):
     assert "unknown task" not in err
     assert code in (0, 1), err
     assert "tiny_photos" in out and ("PASS" in out or "FAIL" in out)
-    assert rows(os.environ["UTA_BENCH_STORE"]) == 2
+    assert rows(os.environ["UTA_BENCH_STORE"]) == 3        # baseline top1 + candidate top1, mean_per_class_recall
 
 
 # 13 --------------------------------------------------------------------------------------------------

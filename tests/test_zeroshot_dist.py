@@ -62,7 +62,7 @@ def test_two_gloo_processes_equal_one(tmp_path):
     assert len(run_ids) == 1                      # rank 0's run id on both ranks
     sharded = run_ids.pop()
     a, b = rows(single), rows(sharded)
-    assert set(a) == set(b) and len(a) == 4
+    assert set(a) == set(b) and len(a) == 5      # f: top1, top5, mean_per_class_recall; r: two recalls
     for key in a:
         assert a[key].value == b[key].value and a[key].n == b[key].n
     per_rank = json.loads(b[("f", "top1")].extra_json)["images_encoded_per_rank"]

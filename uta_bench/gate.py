@@ -173,9 +173,9 @@ def decide(v: Verdict, tol: float) -> Verdict:
 
 def _paired(store, cand_run: str, base_run: str, task: str, metric: str):
     """Paired-bootstrap CI + McNemar p (top1/top5, recall@k) when both runs saved matching predictions."""
-    key = {"top1": "correct1", "top5": "correct5"}.get(metric)
-    if key is None and metric.startswith(("image_retrieval_recall@", "text_retrieval_recall@")):
-        key = metric                    # per-query hits derived from the saved ranks
+    from uta_bench.metricnames import outcome_key
+
+    key = outcome_key(metric)           # top1 -> correct1; recall@k: per-query hits derived from the saved ranks
     if key is None:
         return None
     from uta_bench.compare import compare_runs
@@ -230,7 +230,9 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
     cand, report.candidate_runs, report.reused, report.measured = candidate_rows(
         store, model, checkpoint, cards, limit, random_init, run_kwargs or {}, progress)
     if metrics:
-        cand = cand[cand.metric.isin(metrics)]
+        from uta_bench.metricnames import canonical_metrics
+
+        cand = cand[cand.metric.map(canonical_metric).isin(canonical_metrics(metrics))]
     if against == "paper":
         report.verdicts = _against_paper(cand, model, ref)
     else:

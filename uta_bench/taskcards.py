@@ -75,6 +75,10 @@ def parse_card(data: Any, source: str = "<card>") -> TaskCard:
         raise UtaBenchError(f"task card {source}: field 'type' must be one of {', '.join(TASK_TYPES)}")
     if data["type"] == "suite" and not data.get("tasks"):
         raise UtaBenchError(f"task card {source}: field 'tasks' must list the suite's tasks")
+    if isinstance(data.get("metrics"), list):        # clip_benchmark's acc1/acc5 etc. -> top1/top5 (metricnames)
+        from uta_bench.metricnames import from_clip_benchmark
+
+        data = {**data, "metrics": [from_clip_benchmark(m) if isinstance(m, str) else m for m in data["metrics"]]}
     _check_content(data, source)
     kw = {f.name: data[f.name] for f in fields(TaskCard) if f.name in data}
     kw["version"] = str(kw["version"])
@@ -121,6 +125,8 @@ def _check_content(data: dict, source: str) -> None:
     if not metrics:
         raise bad("metrics", f"is an empty list; give {accepted}")
     for m in metrics:
+        if kind == "classification" and m == "mean_per_class_recall":
+            continue                                  # measured for every classification task anyway
         if not isinstance(m, str) or not pattern.fullmatch(m):
             raise bad("metrics", f"has {m!r}; a {kind} task measures {accepted} (K >= 1)")
     classes = data.get("classes")

@@ -109,6 +109,22 @@ def writable_file(where: str, path) -> None:
         raise UtaBenchError(f"{where} {path}: cannot write there (permission denied); give a writable path")
 
 
+def writable_dir(where: str, path) -> None:
+    """Fail before any work when an output folder cannot be created or written (a file in the way,
+    missing rights)."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UtaBenchError(f"{where} {path} is a file; give a folder")
+    parent = p
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UtaBenchError(f"{where} {path}: cannot write there ({parent} is not a folder); give a writable folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UtaBenchError(f"{where} {path}: cannot write there (permission denied on {parent}); "
+                            "give a writable folder")
+
+
 _URL_SECRET = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]*)@")
 
 

@@ -77,6 +77,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         run: Optional[str] = typer.Option(None, "--run", help="Only this run id."),
         model: Optional[str] = typer.Option(None, "--model", help="Only this model."),
         task: Optional[str] = typer.Option(None, "--task", help="Only this task."),
+        metric: Optional[str] = typer.Option(None, "--metric",
+                                             help="Only this metric (top1 or clip_benchmark's acc1, ...)."),
         export: Optional[str] = typer.Option(None, "--export", help="Write rows to FILE (.csv/.json/.parquet)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="Export format (default: from suffix)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE",
@@ -92,9 +94,13 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if export:
             writable_file("--export", export)
         s = ResultsStore(store)
+        if metric is not None:
+            from uta_bench.metricnames import canonical_metric
+
+            metric = canonical_metric(metric)
         if export:
             try:
-                path = s.export(export, fmt, run_id=run, model=model, task=task)
+                path = s.export(export, fmt, run_id=run, model=model, task=task, metric=metric)
             except OSError as e:
                 from uta_bench.errors import UtaBenchError
 
@@ -102,7 +108,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                                     "there") from None
             typer.echo(f"wrote {path}")
             return
-        df = s.df(run_id=run, model=model, task=task)
+        df = s.df(run_id=run, model=model, task=task, metric=metric)
         rows = []
         for r in df.tail(limit).itertuples():
             ci = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]" if r.ci_low == r.ci_low and r.ci_low is not None else "-"

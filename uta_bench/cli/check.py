@@ -151,6 +151,23 @@ def save_verdict(store, report) -> None:
         logging.getLogger(__name__).warning("the check verdict was not stored in the results store: %s", e)
 
 
+def write_stored_outputs(console, store, report, tasks, output_path, sequential: bool) -> None:
+    """--output-path for candidate runs the check did not evaluate now (re-used rows, --sequential):
+    their results JSON from the store rows (the run it evaluated wrote its own while running)."""
+    from uta_bench.outputs import write_stored_run
+    from uta_bench.taskcards import expand
+
+    cards = {c.task: c for c in expand(tasks)}
+    written_now = set() if sequential else {e["run_id"] for e in report.measured}
+    for run_id in report.candidate_runs:
+        if run_id in written_now:
+            continue
+        path = write_stored_run(store, run_id, output_path, cards, tasks=list(cards))
+        if path is not None:
+            console.print(f"wrote {path} (stored rows of run {run_id}; no samples file: not evaluated now)",
+                          highlight=False)
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command("check")
     def check(
@@ -184,6 +201,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         alpha_sharing: str = typer.Option("per-task", "--alpha-sharing",
                                           help="--sequential: per-task | bonferroni (alpha/K per task)."),
         order_seed: int = typer.Option(0, "--order-seed", help="--sequential: seed of the sampling order."),
+        output_path: Optional[str] = typer.Option(None, "--output-path",
+                                                  help="Also write lm-eval style results JSON of the candidate "
+                                                       "run(s) under DIR/<model>/."),
+        log_samples: bool = typer.Option(False, "--log-samples",
+                                         help="With --output-path: samples JSONL of the tasks evaluated now."),
     ):
         """Evaluate (or re-use cached results of) a checkpoint and gate it against a baseline."""
         import json
@@ -212,9 +234,17 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         for where, path in (("--junit", junit), ("--json", json_out)):
             if path:
                 writable_file(where, path)       # before evaluating: a report we cannot write fails fast
+        from uta_bench.outputs import check_options
+
+        check_options(output_path, log_samples)
+        if log_samples and sequential:
+            raise UtaBenchError("--log-samples does not go with --sequential (it reads a random part of each task); "
+                                "drop one of them")
         run_kwargs = dict(data_root=data_root, batch_size=batch_size, device=device, precision=precision,
                           trust_checkpoint=trust_checkpoint)
         results = ResultsStore(store)
+        if output_path and not sequential:
+            run_kwargs.update(output_path=output_path, log_samples=log_samples)
         if sequential:
             from uta_bench.seqcheck import sequential_check
 
@@ -236,6 +266,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         for e in report.measured:
             console.print(f"measured {e['task']} in run {e['run_id']} (run key {e['run_key'][:12]})", highlight=False)
         n_reg = len(report.regressions)
+        if output_path:
+            write_stored_outputs(console, results, report, tasks, output_path, sequential)
         try:
             if junit:
                 write_output("--junit", junit, junit_xml(report))

@@ -12,6 +12,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         run_a: str = typer.Argument(..., help="Baseline run id."),
         run_b: str = typer.Argument(..., help="Candidate run id (delta = B - A)."),
         tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Only these tasks."),
+        metrics: Optional[List[str]] = typer.Option(None, "--metrics",
+                                                    help="Only these metrics (top1 / acc1, top5 / acc5, "
+                                                         "image_retrieval_recall@K, ...)."),
         method: str = typer.Option("both", "--method",
                                    help="mcnemar | bootstrap | both (p from McNemar, CI from bootstrap)."),
         n_boot: int = typer.Option(10000, "--bootstrap", min=100, help="Bootstrap resamples."),
@@ -28,9 +31,18 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from uta_bench.compare import compare_runs
         from uta_bench.store import ResultsStore
 
+        from uta_bench.errors import UtaBenchError
+        from uta_bench.metricnames import outcome_key
+
         tasks = [t for item in (tasks or []) for t in item.split(",") if t] or None
-        results = compare_runs(ResultsStore(store), run_a, run_b, tasks=tasks, method=method, n_boot=n_boot,
-                               seed=seed)
+        names = [m for item in (metrics or []) for m in item.split(",") if m]
+        keys = [outcome_key(m) for m in names] or None
+        if keys and None in keys:
+            bad = names[keys.index(None)]
+            raise UtaBenchError(f"--metrics {bad}: not a per-sample outcome to compare; use top1/acc1, top5/acc5 "
+                                "or image_retrieval_recall@K / text_retrieval_recall@K")
+        results = compare_runs(ResultsStore(store), run_a, run_b, tasks=tasks, keys=keys, method=method,
+                               n_boot=n_boot, seed=seed)
         t = Table(title=f"paired comparison: B={run_b} vs A={run_a} (delta = B - A)")
         for col in ("task", "outcome", "n", "A", "B", "delta", "95% CI", "A only / B only", "p", "test"):
             t.add_column(col, justify="left" if col in ("task", "outcome", "test") else "right")

@@ -30,6 +30,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
         random_init: bool = typer.Option(False, "--random-init",
                                          help="Skip weights (smoke tests of the pipeline; numbers are chance)."),
+        output_path: Optional[str] = typer.Option(None, "--output-path", "-o",
+                                                  help="Also write lm-eval style results_<date>.json under "
+                                                       "DIR/<model>/ (clip_benchmark metric names)."),
+        log_samples: bool = typer.Option(False, "--log-samples",
+                                         help="With --output-path: one samples_<task>_<date>.jsonl per task."),
     ):
         """Zero-shot classification / retrieval on task cards; every number goes to the results store."""
         from rich.console import Console
@@ -57,7 +62,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         cfg = RunConfig(model=model, tasks=tasks, checkpoint=checkpoint, data_root=data_root, store=store,
                         batch_size=batch_size, workers=workers, limit=limit, precision=precision,
                         device=device, trust_checkpoint=trust_checkpoint, seed=seed, progress=not no_progress,
-                        pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache)
+                        pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache,
+                        output_path=output_path, log_samples=log_samples)
         run_id = run_zeroshot(cfg, on_task=report)
         if current().main:
             console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")
+            if output_path:
+                console.print(f"results JSON written under {output_path}", highlight=False)

@@ -31,7 +31,7 @@ T4/6/7/8 ADE20K mIoU     ade20k                                         mIoU
 T5/6/7/8 COCO / LVIS AP  coco, lvis                                     bbox_mAP, segm_mAP
 =======================  =============================================  =================================
 
-Metric aliases accepted for measured rows (see :data:`uta_bench.paper.mapping.METRIC_ALIASES`):
+Metric aliases accepted for measured rows (the one map: :data:`uta_bench.metricnames.METRIC_ALIASES`):
 clip_benchmark's ``acc1``; ``image_to_text_R@k`` / ``i2t_R@k`` / ``image_to_text_recall@k`` for text
 retrieval, ``text_to_image_R@k`` / ``t2i_R@k`` / ``text_to_image_recall@k`` for image retrieval;
 ``miou``/``mIoU``; mmdet's ``coco/bbox_mAP`` style names.

@@ -11,19 +11,10 @@ value, our value, its 95% CI and delta; measured rows without a paper row are ke
 from __future__ import annotations
 
 import logging
-import re
 
 log = logging.getLogger(__name__)
 
-METRIC_ALIASES = {
-    "acc1": "top1", "top1_acc": "top1", "accuracy": "top1", "acc5": "top5", "top5_acc": "top5",
-    "miou": "mIoU", "aAcc": "aAcc",
-    "bbox_ap": "bbox_mAP", "box_ap": "bbox_mAP", "segm_ap": "segm_mAP", "mask_ap": "segm_mAP",
-}
-_RECALL = re.compile(r"^(?P<dir>image_to_text|i2t|text_to_image|t2i|text_retrieval|image_retrieval)"
-                     r"_(?:R|recall|r)@?(?P<k>\d+)$")
-_DIR = {"image_to_text": "text_retrieval", "i2t": "text_retrieval", "text_retrieval": "text_retrieval",
-        "text_to_image": "image_retrieval", "t2i": "image_retrieval", "image_retrieval": "image_retrieval"}
+from uta_bench.metricnames import METRIC_ALIASES, canonical_metric  # noqa: F401 - the one alias map
 
 
 # Table 4's rows that are Table 1 models (their ImageNet ZS equals Table 1's IN-1K; checked by
@@ -31,15 +22,6 @@ _DIR = {"image_to_text": "text_retrieval", "i2t": "text_retrieval", "text_retrie
 # declare their Table 4 row themselves.
 T1_TO_T4 = {"CLIP B/16@224 13B": "CLIP B", "UTA B/14@224 0B": "UTA B", "UTA B/16@224 2B": "UTA † B",
             "CLIP L/14@224 13B": "CLIP L", "UTA L/14@224 0B": "UTA L", "EVA-01-CLIP g/14@224 11B": "EVA-01-CLIP g"}
-
-
-def canonical_metric(metric: str) -> str:
-    """Map accepted metric spellings to the paper rows' names (``i2t_R@1`` -> ``text_retrieval_recall@1``)."""
-    m = metric.split("/")[-1]                       # mmdet/mmseg style "coco/bbox_mAP"
-    mm = _RECALL.match(m.replace("recall@", "recall").replace("R@", "R"))
-    if mm:
-        return f"{_DIR[mm['dir']]}_recall@{mm['k']}"
-    return METRIC_ALIASES.get(m, METRIC_ALIASES.get(m.lower(), m))
 
 
 def _card_paper_tasks(task: str, paper, cards) -> set[str]:

@@ -13,7 +13,7 @@ import logging
 
 import torch
 
-from uta_bench.stats import wilson_interval
+from uta_bench.stats import mean_stderr, wilson_interval
 from uta_bench.store import Metric
 
 log = logging.getLogger(__name__)
@@ -76,5 +76,6 @@ def recall_metrics(t2i: torch.Tensor, i2t: torch.Tensor, metrics=DEFAULT_METRICS
         hits = int((ranks < int(k)).sum())
         n = int(ranks.numel())
         lo, hi = wilson_interval(hits, n)
-        out.append(Metric(name, hits / n if n else float("nan"), n, lo, hi))
+        p = hits / n if n else float("nan")
+        out.append(Metric(name, p, n, lo, hi, extra={"stderr": mean_stderr(p, n)}))
     return out

@@ -18,8 +18,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import logging
+
 from uta_bench.errors import UtaBenchError
 from uta_bench.taskcards import TaskCard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +47,8 @@ class RunConfig:
     use_cache: bool = True              # image-feature / classifier / caption caches
     model_id: str | None = None         # cache identity override (default: weights sha256 / params digest)
     feature_chunk: int = 1024           # samples per feature-cache file (= unit of sharding and resuming)
+    output_path: str | None = None      # lm-eval style results JSON under this folder (uta_bench.outputs)
+    log_samples: bool = False           # ... and one samples JSONL per task
 
 
 def data_root(cfg_root: str | None) -> Path:
@@ -79,6 +85,9 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     V.integer("--batch-size", cfg.batch_size, minimum=1)
     V.integer("--limit", cfg.limit, minimum=1, optional=True)
     V.device("--device", cfg.device)   # before the model loads: `cuda` without a GPU fails in a second
+    from uta_bench.outputs import check_options
+
+    check_options(cfg.output_path, cfg.log_samples)     # an unwritable --output-path fails before the run
     cards = _cards(cfg.tasks)           # resolve names before any heavy work: typos fail fast
     if not cards:
         raise UtaBenchError("no task to run; give task names, suites, card .yaml files or ImageFolder paths")
@@ -121,6 +130,11 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
                   config={**{k: v for k, v in vars(cfg).items() if k != "progress"}, "data_root": str(root),
                           "world_size": dist.world}, versions=versions())
     classifiers: dict = {}
+    out = None
+    if cfg.output_path and dist.main:
+        from uta_bench.outputs import RunOutput
+
+        out = RunOutput(cfg.output_path, run.model, cfg.log_samples)
     for card in cards:
         if card.type == "classification":
             res = T.classification(loaded, card, cfg, root, dist, classifiers)
@@ -131,8 +145,13 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
         if res is None:            # non-zero ranks: rank 0 writes
             continue
         _write_task(store, run, card, res)
+        if out is not None:
+            out.add_task(card, res, root)
         if on_task:
             on_task(card, res.metrics)
+    if out is not None:
+        path = out.finish(store, run.run_id)
+        log.info("wrote %s", path)
     return run.run_id
 
 

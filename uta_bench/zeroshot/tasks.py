@@ -23,6 +23,8 @@ class TaskResult:
     predictions: dict
     manifest: str
     extra: dict = field(default_factory=dict)
+    data: object = None                              # the listing (TaskData): uta_bench.samples.sample_ids
+    classnames: list | None = None                   # classification: the names the targets index
 
 
 def _timed(times: dict, key: str, t0: float) -> float:
@@ -48,7 +50,7 @@ def classification_inputs(card: TaskCard, root):
 
 
 def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
-    from uta_bench.zeroshot.classification import accuracy_metrics, topk_predictions
+    from uta_bench.zeroshot.classification import accuracy_metrics, mean_per_class_recall
     from uta_bench.zeroshot.classifier import build_classifier
 
     times, t0 = {}, time.perf_counter()
@@ -64,11 +66,15 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
     clf = classifiers[ckey] if subset is None else classifiers[ckey].subset(subset)
     targets = torch.as_tensor(data.labels, dtype=torch.long)[feats.index]
     logits = clf.logits(feats.feats)
-    metrics = accuracy_metrics(logits, targets, card.metrics)
-    top = topk_predictions(logits, 5)
-    preds = {"index": feats.index, "target": targets, "top5": top, "correct1": (top[:, 0] == targets).to(torch.int8)}
+    top = logits.topk(min(5, logits.shape[1]), dim=1)
+    topk = [m for m in card.metrics if m != "mean_per_class_recall"]
+    metrics = accuracy_metrics(logits, targets, topk) + [mean_per_class_recall(top.indices[:, 0], targets)]
+    preds = {"index": feats.index, "target": targets, "top5": top.indices, "top5_score": top.values.float(),
+             "correct1": (top.indices[:, 0] == targets).to(torch.int8)}
     _timed(times, "metrics_s", t0)
-    return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key))
+    eff_names = names if subset is None else [names[i] for i in subset]
+    return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key),
+                      data, eff_names)
 
 
 def task_manifest(card: TaskCard, root) -> str:
@@ -107,7 +113,8 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     _timed(times, "metrics_s", t0)
     extra = _extra(card, data, feats, cfg, key, times)
     extra["n_captions"] = len(captions)
-    return TaskResult(metrics, preds, manifest, extra)
+    return TaskResult(metrics, preds, manifest, extra, data)
+
 
 
 def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float):
