@@ -165,3 +165,27 @@ def test_check_against_an_imported_run_uses_the_rows(tmp_path, capsys):
     assert how == "candidate-ci" and hi < 0
     v = gate.decide(gate.Verdict("imagenet1k", "top1", b["value"], r["value"], ci_low=lo, ci_high=hi), 0.005)
     assert v.status == "regression" and v.delta == pytest.approx(-0.4)
+
+
+def test_check_cli_against_an_imported_run(tmp_path, capsys, monkeypatch, official_ckpt):
+    """End to end: `check --against RUN` with an imported baseline run decides from the rows (no paired test)."""
+    from test_check import CARD
+
+    from uta_bench.store import ResultsStore
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "gate_photos.yaml").write_text(CARD)
+    monkeypatch.setenv("UTA_BENCH_TASKS", str(cards))
+    ckpt, _ = official_ckpt("uta_tiny_p16", fmt="safetensors")
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"dataset": "wds/imagenet1k", "model": "ViT-B-16", "pretrained": "openai",
+                             "task": "zeroshot_classification", "metrics": {"acc1": 0.999}, "language": "en"}))
+    code, out = cli(capsys, "import", "clip-benchmark", f, "--task", "gate_photos")
+    assert code in (0, None), out
+    (run,) = set(ResultsStore().df().run_id)
+    code, out = cli(capsys, "check", "--model", "uta_tiny", "--checkpoint", ckpt, "--against", run, "--tasks",
+                    "gate_photos", "--metrics", "top1", "--json", tmp_path / "c.json")
+    (v,) = json.loads((tmp_path / "c.json").read_text())["verdicts"]
+    assert v["baseline"] == 0.999 and v["baseline_ref"] == f"run {run}" and v["noise"] == "candidate-ci", out
+    assert code == 1 and v["status"] == "regression" and v["ci_high"] < 0      # 24 tiny-model images vs 99.9%
