@@ -87,6 +87,7 @@ def resolve_options(cli: dict, config: str | None) -> dict:
     ``--option`` or ``check config FILE: key`` and what is accepted)."""
     from uta_bench import validate as V
     from uta_bench.errors import UtaBenchError
+    from uta_bench.resources import count_option, resolve
 
     cfg = load_config(config)
 
@@ -114,9 +115,13 @@ def resolve_options(cli: dict, config: str | None) -> dict:
                             "recipes/ci/check.yaml list)")
     out["metrics"] = V.string_list(*pick("metrics")) or None
     out["limit"] = V.integer(*pick("limit"), minimum=1, optional=True)
-    out["batch_size"] = V.integer(*pick("batch_size", 64), minimum=1)
+    out["batch_size"] = count_option(*pick("batch_size", "auto"), minimum=1)
     out["precision"] = V.choice(*pick("precision", "fp32"), V.PRECISIONS)
-    out["device"] = V.device(*pick("device", "cpu"))
+    where, device = pick("device", "auto")
+    if not isinstance(device, str):
+        raise V.bad_value(where, "a device such as auto, cpu, cuda or cuda:0", device)
+    out["resources"] = resolve(device, "auto", out["batch_size"], device_option=where)
+    out["device"] = out["resources"].device
     return out
 
 
@@ -160,8 +165,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON report to FILE."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: 64."),
-        device: Optional[str] = typer.Option(None, "--device", help="Default: cpu."),
+        batch_size: Optional[str] = typer.Option(None, "--batch-size",
+                                                 help="Default: auto (256 on CUDA, 64 on CPU; halved on CUDA "
+                                                      "out-of-memory)."),
+        device: Optional[str] = typer.Option(None, "--device", help="Default: auto (cuda when available)."),
         precision: Optional[str] = typer.Option(None, "--precision", help="Default: fp32."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="No weights (pipeline smoke tests)."),
@@ -201,8 +208,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         for where, path in (("--junit", junit), ("--json", json_out)):
             if path:
                 writable_file(where, path)       # before evaluating: a report we cannot write fails fast
-        run_kwargs = dict(data_root=data_root, batch_size=batch_size, device=device, precision=precision,
-                          trust_checkpoint=trust_checkpoint)
+        res = opts["resources"]
+        typer.echo(res.describe(), err=True)
+        run_kwargs = dict(data_root=data_root, batch_size=res.batch_size, device=res.device, precision=precision,
+                          trust_checkpoint=trust_checkpoint, workers=res.workers, auto=res.auto)
         if sequential:
             from uta_bench.seqcheck import sequential_check
 
