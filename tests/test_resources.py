@@ -87,7 +87,7 @@ def test_cli_auto_runs_on_cpu_stores_it_and_the_gate_finds_the_run(tmp_path):
                           "--data-root", tmp_path / "data", "--no-progress", env=env)
     assert code == 0, err
     workers = R.auto_workers("cpu")
-    assert f"device cpu (auto), workers {workers} (auto), batch size 64 (auto)" in err
+    assert f"device cpu (auto), workers {workers} (auto), batch size 64 (auto)" in out
     df = ResultsStore(str(store)).df()
     assert set(df.device) == {"cpu"} and set(df.device_type) == {"cpu"}
     conf = json.loads(df.config_json.iloc[0])

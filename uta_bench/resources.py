@@ -49,10 +49,13 @@ class Resources:
 
 
 def describe(device, workers, batch_size, auto=()) -> str:
-    """One line: ``device cuda:0 (auto), workers 8 (auto), batch size 256 (auto)``."""
+    """One line: ``device cuda:0 (auto), workers 8 (auto), batch size 256 (auto)`` (a setting that is None
+    is left out, or "from the recipe" when it was auto)."""
     parts = []
     for name, label, value in (("device", "device", device), ("workers", "workers", workers),
                                ("batch_size", "batch size", batch_size)):
+        if value is None and name not in auto:
+            continue
         value = "from the recipe" if value is None else value
         parts.append(f"{label} {value}" + (" (auto)" if name in auto else ""))
     return ", ".join(parts)

@@ -209,7 +209,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             if path:
                 writable_file(where, path)       # before evaluating: a report we cannot write fails fast
         res = opts["resources"]
-        typer.echo(res.describe(), err=True)
+        typer.echo(res.describe())
         run_kwargs = dict(data_root=data_root, batch_size=res.batch_size, device=res.device, precision=precision,
                           trust_checkpoint=trust_checkpoint, workers=res.workers, auto=res.auto)
         if sequential:

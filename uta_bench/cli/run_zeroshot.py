@@ -65,7 +65,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                         pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache)
         cfg = resolve_resources(cfg)
         if os.environ.get("RANK", "0") == "0":
-            typer.echo(describe(cfg.device, cfg.workers, cfg.batch_size, cfg.auto), err=True)
+            typer.echo(describe(cfg.device, cfg.workers, cfg.batch_size, cfg.auto))
         run_id = run_zeroshot(cfg, on_task=report)
         if current().main:
             console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")
