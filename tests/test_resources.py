@@ -191,3 +191,54 @@ def test_oom_at_batch_size_one_is_one_line_exit_2(tmp_path, monkeypatch, capsys)
     from uta_bench.store import ResultsStore
 
     assert len(ResultsStore(str(tmp_path / "r.sqlite")).df()) == 0     # nothing half-written
+
+
+# training commands: auto device / workers, the recipe's batch ---------------------------------------
+def test_finetune_config_resolves_auto_and_keeps_the_recipe(monkeypatch, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from uta_bench.finetune.config import make_config
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    cfg = make_config(None, train_dir=str(tmp_path))                  # no recipe: auto device and workers
+    assert (cfg.device, cfg.workers, cfg.batch_size, cfg.auto) == ("cpu", 2, 1024, ("device", "workers"))
+    cfg = make_config("smoke", train_dir=str(tmp_path))               # the recipe says cpu / 0 workers
+    assert (cfg.device, cfg.workers, cfg.batch_size, cfg.auto) == ("cpu", 0, 8, ())
+    cfg = make_config("smoke", train_dir=str(tmp_path), workers="auto")
+    assert (cfg.workers, cfg.auto) == (2, ("workers",))
+    with pytest.raises(UtaBenchError, match="--device cuda: no CUDA GPU"):
+        make_config("smoke", train_dir=str(tmp_path), device="cuda")
+
+
+def test_det_resolves_auto_before_building_the_config(monkeypatch, tmp_path):
+    pytest.importorskip("mmengine")
+    from uta_bench.det import config as det_config
+    from uta_bench.det.train import train_detector
+
+    seen = {}
+
+    def capture(*a, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(det_config, "build_config", capture)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    with pytest.raises(RuntimeError, match="stop here"):
+        train_detector("coco_smoke", "uta_tiny", work_dir=str(tmp_path), pretrained=False, batch_size="auto",
+                       workers="auto")
+    want = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert (seen["device"], seen["workers"], seen["batch_size"]) == (want, R.auto_workers(want[:4]), None)
+
+
+def test_seg_config_auto_workers_and_recipe_batch(monkeypatch):
+    pytest.importorskip("mmseg")
+    from uta_bench.seg.config import build_config
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    want = R.auto_workers("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = build_config("upernet_uta_b16_ade20k", workers="auto", batch_size="auto")
+    assert cfg.train_dataloader.batch_size == 4                       # the recipe's per-GPU batch
+    assert cfg.train_dataloader.num_workers == cfg.test_dataloader.num_workers == want
+    assert cfg.uta_resources["auto"] == ["device", "workers", "batch_size"]
+    kept = build_config("upernet_uta_b16_ade20k")                     # None: the recipe's workers
+    assert kept.uta_resources["auto"] == ["device"] and "workers" not in kept.uta_resources["auto"]
