@@ -60,7 +60,7 @@ def test_auto_device_follows_cuda_and_local_rank(monkeypatch):
     assert (res.device, res.workers, res.batch_size, res.auto) == ("cpu", 0, 64, ("device", "workers", "batch_size"))
     assert res.describe() == "device cpu (auto), workers 0 (auto), batch size 64 (auto)"
     assert R.resolve("cpu", "3", 16).auto == ()
-    with pytest.raises(UtaBenchError, match="--workers must be auto or an integer >= 0, not 'many'"):
+    with pytest.raises(UtaBenchError, match=r"--workers must be an integer >= 0, not 'many' \(or auto"):
         R.resolve("cpu", "many", 16)
 
 

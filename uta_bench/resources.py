@@ -22,8 +22,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import torch
-
 from uta_bench.errors import UtaBenchError
 
 AUTO = "auto"
@@ -70,12 +68,30 @@ def count_option(where: str, value, minimum: int) -> int | str:
     try:
         return V.integer(where, value, minimum=minimum)
     except UtaBenchError:
-        raise V.bad_value(where, f"auto or an integer >= {minimum}", value) from None
+        raise UtaBenchError(f"{where} must be an integer >= {minimum}, not {value!r} (or auto: chosen for "
+                            "this machine)") from None
+
+
+def option(minimum: int):
+    """typer callback of a ``--workers`` / ``--batch-size`` option: ``auto`` or an integer >= ``minimum``;
+    anything else is a usage error naming the option (exit 2)."""
+    def check(value):
+        if value is None:
+            return None
+        try:
+            return count_option("", value, minimum)
+        except UtaBenchError:
+            import typer
+
+            raise typer.BadParameter(f"must be auto or an integer >= {minimum}, not {value!r}") from None
+    return check
 
 
 def resolve_device(value: str | None, where: str = "--device") -> str:
     """``auto`` (or None) -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; an explicit device
     is checked against the hardware."""
+    import torch
+
     from uta_bench import validate as V
 
     if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
@@ -111,6 +127,8 @@ def resolve(device="auto", workers="auto", batch_size="auto", *, batch_from_reci
             device_option: str = "--device") -> Resources:
     """The settings a command runs with (None: not a setting of this command, or the recipe's).
     ``batch_from_recipe``: training commands, whose ``auto`` batch is the recipe's (stays None)."""
+    import torch
+
     auto = []
     dev = resolve_device(device, device_option)
     if device is None or str(device).strip().lower() == AUTO:
@@ -137,7 +155,9 @@ class OomBackoff:
     def __init__(self, size: int, auto: bool = True, what: str = "--batch-size"):
         self.size, self.auto, self.what, self.backoffs = int(size), auto, what, 0
 
-    def __call__(self, fn, *tensors: torch.Tensor) -> torch.Tensor:
+    def __call__(self, fn, *tensors):
+        import torch
+
         n, start, outs = len(tensors[0]), 0, []
         while start < n:
             end = min(start + self.size, n)
@@ -153,6 +173,8 @@ class OomBackoff:
         return torch.cat(outs) if len(outs) != 1 else outs[0]
 
     def _shrink(self) -> None:
+        import torch
+
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if not self.auto:

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.resources import option
+
 from uta_bench.validate import finite
 
 
@@ -165,7 +167,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON report to FILE."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
-        batch_size: Optional[str] = typer.Option(None, "--batch-size",
+        batch_size: Optional[str] = typer.Option(None, "--batch-size", callback=option(1),
                                                  help="Default: auto (256 on CUDA, 64 on CPU; halved on CUDA "
                                                       "out-of-memory)."),
         device: Optional[str] = typer.Option(None, "--device", help="Default: auto (cuda when available)."),

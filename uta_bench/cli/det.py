@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.resources import option
+
 MISSING = ("detection needs the `det` extra: run scripts/build_mmcv.sh (builds mmcv 2.1.0 with ops for this "
            "torch and installs mmengine, mmdet 3.3, lvis)")
 
@@ -37,9 +39,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         random_init: bool = typer.Option(False, "--random-init", help="No backbone weights (smoke runs)."),
         data_root: Optional[str] = typer.Option(None, "--data-root", help="COCO / LVIS v1 root (annotations/, "
                                                 "train2017/, val2017/)."),
-        batch_size: str = typer.Option("auto", "--batch-size", help="Global batch; auto: the recipe's."),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                    help="Global batch; auto: the recipe's."),
         iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Override the recipe's iterations."),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader workers per process, or auto."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: Optional[str] = typer.Option(None, "--launcher", help="none | pytorch | slurm | mpi "
                                                "(default: pytorch under torchrun)."),
         resume: bool = typer.Option(False, "--resume", help="Resume from the work dir's last checkpoint."),
@@ -75,7 +79,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                                               help="Allow pickled detector checkpoints (mmengine .pth)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
         device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader workers, or auto."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers, or auto."),
         seed: int = typer.Option(0, "--seed"),
     ):
         """Box / mask AP (COCO: pycocotools; LVIS: lvis API with APr/APc/APf) -> Table 5 rows in the store."""

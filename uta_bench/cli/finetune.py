@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from uta_bench.resources import option
 from uta_bench.validate import finite
 
 
@@ -25,7 +26,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="Start from random weights (smoke tests)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
-        batch_size: Optional[str] = typer.Option(None, "--batch-size",
+        batch_size: Optional[str] = typer.Option(None, "--batch-size", callback=option(1),
                                                  help="Global batch size; auto or unset: the recipe value."),
         accum_steps: Optional[int] = typer.Option(None, "--accum-steps", min=1),
         lr: Optional[float] = typer.Option(None, "--lr", min=0.0, callback=finite),
@@ -40,8 +41,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16"),
         device: Optional[str] = typer.Option(None, "--device",
                                              help="cpu | cuda | auto (default: the recipe value, else auto)."),
-        workers: Optional[str] = typer.Option(None, "--workers", help="DataLoader workers per process, or "
-                                                                      "auto (default: the recipe value, else auto)."),
+        workers: Optional[str] = typer.Option(None, "--workers", callback=option(0),
+                                              help="DataLoader workers per process, or auto (default: the "
+                                                   "recipe value, else auto)."),
         seed: Optional[int] = typer.Option(None, "--seed"),
         save_every: Optional[int] = typer.Option(None, "--save-every", min=1),
         stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1,
@@ -96,10 +98,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         task: str = typer.Option("imagenet1k_ft", "--task",
                                  help="Store task name; imagenet1k_ft rows map to Table 4's FT column."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        batch_size: str = typer.Option("auto", "--batch-size",
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
                                        help="Images per batch, or auto (256 on CUDA, 64 on CPU; halved on CUDA "
                                             "out-of-memory)."),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader workers, or auto."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers, or auto."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
         precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16"),
         device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),

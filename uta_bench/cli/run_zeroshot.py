@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.resources import option
+
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @run_app.command("zeroshot")
@@ -19,11 +21,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA",
                                                 help="Folder holding the datasets (see `uta-bench data check`)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        batch_size: str = typer.Option("auto", "--batch-size",
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
                                        help="Images per batch, or auto: 256 on CUDA (64 on CPU), halved on "
                                             "CUDA out-of-memory."),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader worker processes, or auto (from the "
-                                                                 "CPUs this process may use)."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader worker processes, or auto (from the CPUs this process "
+                                         "may use)."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16"),
         device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),

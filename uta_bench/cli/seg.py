@@ -5,6 +5,8 @@ from typing import Optional
 
 import typer
 
+from uta_bench.resources import option
+
 
 def _print_resources(cfg) -> None:
     """The device / workers / batch the mmengine config resolved to (rank 0 only)."""
@@ -31,8 +33,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         random_init: bool = typer.Option(False, "--random-init", help="Random backbone (smoke tests)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", "-o"),
         iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Override max iterations."),
-        batch_size: str = typer.Option("auto", "--batch-size", help="Per-GPU batch size; auto: the recipe's."),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader workers per process, or auto."),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                    help="Per-GPU batch size; auto: the recipe's."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: str = typer.Option("none", "--launcher", help="none | pytorch (under torchrun) | slurm"),
         seed: Optional[int] = typer.Option(None, "--seed"),
     ):
@@ -60,7 +64,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                               help="Allow pickled mmengine .pth files (they run code on load)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", "-o"),
-        workers: str = typer.Option("auto", "--workers", help="DataLoader workers per process, or auto."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: str = typer.Option("none", "--launcher",
                                      help="none | pytorch (under torchrun: each process scores a shard) | slurm"),
         seed: int = typer.Option(0, "--seed"),

@@ -66,6 +66,7 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
     from uta_bench.data.manifest import folder_manifest
     from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id, now, versions
+    from uta_bench.resources import OomBackoff, resolve
     from uta_bench.store import ResultsStore, RunInfo
 
     if not Path(data).is_dir():
