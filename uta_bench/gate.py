@@ -87,11 +87,12 @@ def candidate_key(model: str, checkpoint: str | None, card, limit: int | None, r
     from uta_bench.zeroshot.tasks import task_manifest
     from uta_bench.models.loader import precision_run
     from uta_bench.provenance import versions
+    from uta_bench.resources import resolve_device
     from uta_bench.zeroshot.run import RunConfig, data_root
     from uta_bench.store import RunKey, code_version
 
     defaults = RunConfig(model=model, tasks=[])
-    device = torch.device(run_kwargs.get("device") or defaults.device)
+    device = torch.device(resolve_device(run_kwargs.get("device") or defaults.device))   # "auto" -> cuda/cpu
     return RunKey(model=model, task=card.task, weights_sha256=sha,
                   precision=precision_run(run_kwargs.get("precision") or defaults.precision, device),
                   device_type=device.type, sample_limit=limit,

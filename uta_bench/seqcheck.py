@@ -86,7 +86,10 @@ class _TaskReader:
         from uta_bench.zeroshot.tasks import classification_inputs, prompts_key
         from uta_bench.zeroshot.classifier import build_classifier
 
+        from uta_bench.resources import OomBackoff
+
         self.loaded, self.cfg = loaded, cfg
+        self.sizer = OomBackoff(cfg.batch_size, auto="batch_size" in cfg.auto)   # halves on CUDA OOM (auto)
         self.data, names, temps, subset = classification_inputs(card, root)
         ckey = (tuple(names), tuple(prompts_key(temps)))
         if ckey not in classifiers:
@@ -109,7 +112,7 @@ class _TaskReader:
                 if errs:
                     i, err = errs[0]
                     raise UtaBenchError(f"cannot read image {self.data.refs[i]} ({err}); fix or remove it")
-                feats.append(self.loaded.encode_image(imgs).float().cpu())
+                feats.append(self.sizer(lambda x: self.loaded.encode_image(x).float().cpu(), imgs))
         target = torch.as_tensor(np.asarray(self.data.labels)[indices], dtype=torch.long)
         top1 = self.clf.logits(torch.cat(feats)).argmax(dim=1)
         return (top1 == target).numpy().astype(np.int8), target.numpy()
@@ -160,7 +163,7 @@ def sequential_check(store, model: str, checkpoint: str | None, against: str, to
     from uta_bench.models.loader import load_model
     from uta_bench.predictions import save_predictions
     from uta_bench.provenance import new_run_id
-    from uta_bench.zeroshot.run import RunConfig, data_root
+    from uta_bench.zeroshot.run import RunConfig, data_root, resolve_resources
     from uta_bench.sequential import alpha_per_side
     from uta_bench.taskcards import expand
 
@@ -185,6 +188,7 @@ def sequential_check(store, model: str, checkpoint: str | None, against: str, to
     kw = dict(run_kwargs or {})
     cfg = RunConfig(model=model, tasks=[c.task for c in cards], checkpoint=checkpoint, progress=progress,
                     pretrained=not random_init, **{k: v for k, v in kw.items() if k in RunConfig.__dataclass_fields__})
+    cfg = resolve_resources(cfg)
     loaded = load_model(model, checkpoint=checkpoint, device=cfg.device, precision=cfg.precision,
                         trust_checkpoint=cfg.trust_checkpoint, pretrained=cfg.pretrained)
     from uta_bench.models.precision import prepare_for_inference

@@ -6,6 +6,8 @@ from typing import List, Optional
 
 import typer
 
+from uta_bench.resources import option
+
 from uta_bench.validate import finite
 
 
@@ -87,6 +89,7 @@ def resolve_options(cli: dict, config: str | None) -> dict:
     ``--option`` or ``check config FILE: key`` and what is accepted)."""
     from uta_bench import validate as V
     from uta_bench.errors import UtaBenchError
+    from uta_bench.resources import count_option, resolve
 
     cfg = load_config(config)
 
@@ -114,9 +117,13 @@ def resolve_options(cli: dict, config: str | None) -> dict:
                             "recipes/ci/check.yaml list)")
     out["metrics"] = V.string_list(*pick("metrics")) or None
     out["limit"] = V.integer(*pick("limit"), minimum=1, optional=True)
-    out["batch_size"] = V.integer(*pick("batch_size", 64), minimum=1)
+    out["batch_size"] = count_option(*pick("batch_size", "auto"), minimum=1)
     out["precision"] = V.choice(*pick("precision", "fp32"), V.PRECISIONS)
-    out["device"] = V.device(*pick("device", "cpu"))
+    where, device = pick("device", "auto")
+    if not isinstance(device, str):
+        raise V.bad_value(where, "a device such as auto, cpu, cuda or cuda:0", device)
+    out["resources"] = resolve(device, "auto", out["batch_size"], device_option=where)
+    out["device"] = out["resources"].device
     return out
 
 
@@ -188,8 +195,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         json_out: Optional[str] = typer.Option(None, "--json", help="Write a JSON report to FILE."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA"),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Default: 64."),
-        device: Optional[str] = typer.Option(None, "--device", help="Default: cpu."),
+        batch_size: Optional[str] = typer.Option(None, "--batch-size", callback=option(1),
+                                                 help="Default: auto (256 on CUDA, 64 on CPU; halved on CUDA "
+                                                      "out-of-memory)."),
+        device: Optional[str] = typer.Option(None, "--device", help="Default: auto (cuda when available)."),
         precision: Optional[str] = typer.Option(None, "--precision", help="Default: fp32."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="No weights (pipeline smoke tests)."),
@@ -240,8 +249,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if log_samples and sequential:
             raise UtaBenchError("--log-samples does not go with --sequential (it reads a random part of each task); "
                                 "drop one of them")
-        run_kwargs = dict(data_root=data_root, batch_size=batch_size, device=device, precision=precision,
-                          trust_checkpoint=trust_checkpoint)
+        res = opts["resources"]
+        typer.echo(res.describe())
+        run_kwargs = dict(data_root=data_root, batch_size=res.batch_size, device=res.device, precision=precision,
+                          trust_checkpoint=trust_checkpoint, workers=res.workers, auto=res.auto)
         results = ResultsStore(store)
         if output_path and not sequential:
             run_kwargs.update(output_path=output_path, log_samples=log_samples)

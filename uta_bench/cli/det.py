@@ -3,9 +3,12 @@
 mmdet/mmcv/mmengine are imported only inside the commands (the `det` extra; see scripts/build_mmcv.sh)."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
+
+from uta_bench.resources import option
 
 MISSING = ("detection needs the `det` extra: run scripts/build_mmcv.sh (builds mmcv 2.1.0 with ops for this "
            "torch and installs mmengine, mmdet 3.3, lvis)")
@@ -36,9 +39,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         random_init: bool = typer.Option(False, "--random-init", help="No backbone weights (smoke runs)."),
         data_root: Optional[str] = typer.Option(None, "--data-root", help="COCO / LVIS v1 root (annotations/, "
                                                 "train2017/, val2017/)."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Global batch (default: recipe)."),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                    help="Global batch; auto: the recipe's."),
         iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Override the recipe's iterations."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=0),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: Optional[str] = typer.Option(None, "--launcher", help="none | pytorch | slurm | mpi "
                                                "(default: pytorch under torchrun)."),
         resume: bool = typer.Option(False, "--resume", help="Resume from the work dir's last checkpoint."),
@@ -51,7 +56,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         """
         _require_det()
         from uta_bench.det.train import parse_cfg_options, train_detector
+        from uta_bench.resources import resolve
 
+        res = resolve("auto", workers, batch_size, batch_from_recipe=True)
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(res.describe())          # train_detector resolves the same values again
         out = train_detector(recipe, model, work_dir=work_dir, checkpoint=checkpoint, pretrained=not random_init,
                              trust_checkpoint=trust_checkpoint, data_root=data_root, batch_size=batch_size,
                              iters=iters, workers=workers, launcher=launcher, resume=resume,
@@ -69,8 +78,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                               help="Allow pickled detector checkpoints (mmengine .pth)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        device: str = typer.Option("cpu", "--device"),
-        workers: int = typer.Option(2, "--workers", min=0),
+        device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers, or auto."),
         seed: int = typer.Option(0, "--seed"),
     ):
         """Box / mask AP (COCO: pycocotools; LVIS: lvis API with APr/APc/APf) -> Table 5 rows in the store."""
@@ -78,7 +88,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from rich.console import Console
 
         from uta_bench.det.evaluate import evaluate_detector
+        from uta_bench.resources import resolve
 
+        typer.echo(resolve(device, workers, None).describe())   # evaluate_detector resolves them
         r = evaluate_detector(recipe, model, detector_checkpoint, data_root=data_root, device=device,
                               workers=workers, trust_checkpoint=trust_checkpoint, store=store, seed=seed)
         c = Console()

@@ -1,10 +1,12 @@
 """`uta-bench train finetune` and `uta-bench run finetune-eval` (Table 4, ImageNet FT column)."""
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
 
+from uta_bench.resources import option
 from uta_bench.validate import finite
 
 
@@ -24,7 +26,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         random_init: bool = typer.Option(False, "--random-init", help="Start from random weights (smoke tests)."),
         epochs: Optional[int] = typer.Option(None, "--epochs", min=1),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Global batch size."),
+        batch_size: Optional[str] = typer.Option(None, "--batch-size", callback=option(1),
+                                                 help="Global batch size; auto or unset: the recipe value."),
         accum_steps: Optional[int] = typer.Option(None, "--accum-steps", min=1),
         lr: Optional[float] = typer.Option(None, "--lr", min=0.0, callback=finite),
         layer_decay: Optional[float] = typer.Option(None, "--layer-decay", min=0.0, callback=finite),
@@ -36,8 +39,11 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         auto_augment: Optional[str] = typer.Option(None, "--auto-augment", help="timm policy, or 'none'."),
         ema: Optional[bool] = typer.Option(None, "--ema/--no-ema"),
         precision: Optional[str] = typer.Option(None, "--precision", help="fp32 | bf16"),
-        device: Optional[str] = typer.Option(None, "--device"),
-        workers: Optional[int] = typer.Option(None, "--workers", min=0),
+        device: Optional[str] = typer.Option(None, "--device",
+                                             help="cpu | cuda | auto (default: the recipe value, else auto)."),
+        workers: Optional[str] = typer.Option(None, "--workers", callback=option(0),
+                                              help="DataLoader workers per process, or auto (default: the "
+                                                   "recipe value, else auto)."),
         seed: Optional[int] = typer.Option(None, "--seed"),
         save_every: Optional[int] = typer.Option(None, "--save-every", min=1),
         stop_after: Optional[int] = typer.Option(None, "--stop-after", min=1,
@@ -50,15 +56,20 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         from uta_bench.finetune.config import make_config
         from uta_bench.finetune.train import train
+        from uta_bench.resources import AUTO, count_option, describe
 
+        batch_size = count_option("--batch-size", batch_size, 1) if batch_size is not None else None
         cfg = make_config(recipe, model=model, train_dir=train_dir, out_dir=out, checkpoint=checkpoint,
                           trust_checkpoint=trust_checkpoint or None, pretrained=False if random_init else None,
-                          epochs=epochs, batch_size=batch_size, accum_steps=accum_steps, lr=lr,
+                          epochs=epochs, batch_size=None if batch_size == AUTO else batch_size,
+                          accum_steps=accum_steps, lr=lr,
                           layer_decay=layer_decay, warmup_epochs=warmup_epochs, drop_path=drop_path,
                           smoothing=smoothing, mixup=mixup, cutmix=cutmix, auto_augment=auto_augment, ema=ema,
                           precision=precision, device=device, workers=workers, seed=seed,
                           save_every=save_every, stop_after=stop_after)
         console = Console()
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(describe(cfg.device, cfg.workers, cfg.batch_size, cfg.auto))
         res = train(cfg, progress=True, resume=resume)
         if res["rank"] != 0:
             return
@@ -87,11 +98,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         task: str = typer.Option("imagenet1k_ft", "--task",
                                  help="Store task name; imagenet1k_ft rows map to Table 4's FT column."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        batch_size: int = typer.Option(64, "--batch-size", min=1),
-        workers: int = typer.Option(0, "--workers", min=0),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                       help="Images per batch, or auto (256 on CUDA, 64 on CPU; halved on CUDA "
+                                            "out-of-memory)."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers, or auto."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
         precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16"),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint"),
         seed: int = typer.Option(0, "--seed"),
     ):
@@ -99,10 +113,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from rich.console import Console
 
         from uta_bench.finetune.evaluate import run_finetune_eval
+        from uta_bench.resources import resolve
 
-        run_id, metrics = run_finetune_eval(model, checkpoint, data, task=task, store=store,
-                                            batch_size=batch_size, workers=workers, limit=limit,
-                                            precision=precision, device=device,
+        res = resolve(device, workers, batch_size)
+        typer.echo(res.describe())
+        run_id, metrics = run_finetune_eval(model, checkpoint, data, task=task, store=store, limit=limit,
+                                            precision=precision, resources=res,
                                             trust_checkpoint=trust_checkpoint, seed=seed)
         txt = "  ".join(f"{m.metric}={100 * m.value:.2f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]"
                         for m in metrics)

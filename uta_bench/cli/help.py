@@ -15,12 +15,12 @@ from typer.models import OptionInfo
 COMMON = {
     "--store": "Results store: a sqlite file path or a database URL (postgresql://...). Default: "
                "results/store.sqlite in a checkout, else the user data folder (see `uta-bench info`).",
-    "--device": "Torch device: cpu | cuda | cuda:N | mps.",
+    "--device": "Torch device: auto (cuda when available, else cpu) | cpu | cuda | cuda:N | mps.",
     "--precision": "fp32 | bf16 | fp16 (autocast; the store records what ran).",
     "--seed": "Random seed (data order, sampling, initialisation); the same seed repeats a run.",
     "--data-root": "Folder holding the datasets (see `uta-bench data check`).",
-    "--batch-size": "Images per batch.",
-    "--workers": "DataLoader worker processes (0: load in the main process).",
+    "--batch-size": "Images per batch, or auto (see uta_bench.resources).",
+    "--workers": "DataLoader worker processes (0: load in the main process), or auto (from the usable CPUs).",
     "--trust-checkpoint": "Allow pickled checkpoints that execute code when loaded.",
     "--work-dir": "Output folder for checkpoints, logs and metrics.",
     "--model": "Registered model name (see `uta-bench models`).",

@@ -1,6 +1,7 @@
 """`uta-bench train llava --stage 1|2` and `uta-bench run llava-bench` (paper Table 3)."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
@@ -75,7 +76,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         ov = {**_overrides(sets), "stage": stage, "data": data, "images": images, "vision": vision,
               "vision_checkpoint": vision_checkpoint, "lm": lm, "init_from": init_from, "max_steps": max_steps}
         rec = load_recipe(recipe, ov)
-        from uta_bench.llava.train import train
+        from uta_bench.llava.train import resources, train
+
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(resources(rec).describe())
 
         res = train(rec, output, resume=resume, stop_after=stop_after)
         c = Console()
@@ -104,13 +108,16 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         template: Optional[str] = typer.Option(None, "--template", help="Default: the training recipe's."),
         output: Optional[str] = typer.Option(None, "--output", help="Answers/reviews folder (resume re-uses it)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
     ):
         """Answer LLaVA-Bench greedily, judge against the reference answers, write Table 3 rows."""
         from rich.console import Console
 
         from uta_bench.llava.bench import COLUMNS, BenchConfig, run_llava_bench
+        from uta_bench.resources import resolve
+
+        typer.echo(resolve(device, None, None).describe())   # run_llava_bench resolves it
 
         cfg = BenchConfig(llava=llava, bench=bench, bench_images=bench_images, judge=judge, judge_url=judge_url, judge_model=judge_model,
                           judge_key_env=judge_key_env, judge_retries=judge_retries, template=template,

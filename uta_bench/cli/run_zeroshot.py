@@ -1,9 +1,12 @@
 """`uta-bench run zeroshot` (also under torchrun: `torchrun --nproc_per_node N -m uta_bench run zeroshot ...`)."""
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 import typer
+
+from uta_bench.resources import option
 
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
@@ -18,11 +21,15 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         data_root: Optional[str] = typer.Option(None, "--data-root", envvar="UTA_BENCH_DATA",
                                                 help="Folder holding the datasets (see `uta-bench data check`)."),
         store: Optional[str] = typer.Option(None, "--store", envvar="UTA_BENCH_STORE"),
-        batch_size: int = typer.Option(64, "--batch-size", min=1),
-        workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                       help="Images per batch, or auto: 256 on CUDA (64 on CPU), halved on "
+                                            "CUDA out-of-memory."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader worker processes, or auto (from the CPUs this process "
+                                         "may use)."),
         limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images per task."),
         precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 | fp16"),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = typer.Option("auto", "--device", help="cpu | cuda | cuda:N | auto (cuda when available)."),
         seed: int = typer.Option(0, "--seed"),
         on_bad_image: str = typer.Option("fail", "--on-bad-image",
                                          help="fail (stop, naming the file) | skip (drop it, record it)."),
@@ -40,9 +47,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from rich.console import Console
 
         from uta_bench.distributed import current
-        from uta_bench.zeroshot.run import RunConfig, run_zeroshot
+        from uta_bench.zeroshot.run import RunConfig, resolve_resources, run_zeroshot
 
         from uta_bench.errors import UtaBenchError
+        from uta_bench.resources import describe
         from uta_bench.validate import string_list
 
         console = Console()
@@ -64,6 +72,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                         device=device, trust_checkpoint=trust_checkpoint, seed=seed, progress=not no_progress,
                         pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache,
                         output_path=output_path, log_samples=log_samples)
+        cfg = resolve_resources(cfg)
+        if os.environ.get("RANK", "0") == "0":
+            typer.echo(describe(cfg.device, cfg.workers, cfg.batch_size, cfg.auto))
         run_id = run_zeroshot(cfg, on_task=report)
         if current().main:
             console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")

@@ -5,6 +5,19 @@ from typing import Optional
 
 import typer
 
+from uta_bench.resources import option
+
+
+def _print_resources(cfg) -> None:
+    """The device / workers / batch the mmengine config resolved to (rank 0 only)."""
+    import os
+
+    from uta_bench.resources import describe
+
+    if os.environ.get("RANK", "0") == "0":
+        r = cfg.uta_resources
+        typer.echo(describe(r["device"], r["workers"], r["batch_size"], r["auto"]))
+
 
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     from uta_bench.cli.main import train_app
@@ -20,8 +33,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         random_init: bool = typer.Option(False, "--random-init", help="Random backbone (smoke tests)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", "-o"),
         iters: Optional[int] = typer.Option(None, "--iters", min=1, help="Override max iterations."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Per-GPU batch size."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=0),
+        batch_size: str = typer.Option("auto", "--batch-size", callback=option(1),
+                                    help="Per-GPU batch size; auto: the recipe's."),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: str = typer.Option("none", "--launcher", help="none | pytorch (under torchrun) | slurm"),
         seed: Optional[int] = typer.Option(None, "--seed"),
     ):
@@ -32,6 +47,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         cfg = build_config(recipe, data_root=data_root, work_dir=work_dir, model=model, checkpoint=checkpoint,
                            pretrained=False if random_init else None, trust_checkpoint=trust_checkpoint,
                            max_iters=iters, batch_size=batch_size, workers=workers, launcher=launcher, seed=seed)
+        _print_resources(cfg)
         res = train_seg(cfg)
         if res["exported"]:
             typer.echo(f"wrote {res['exported']}; evaluate with `uta-bench run seg --recipe {recipe} "
@@ -48,7 +64,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                               help="Allow pickled mmengine .pth files (they run code on load)."),
         work_dir: Optional[str] = typer.Option(None, "--work-dir", "-o"),
-        workers: Optional[int] = typer.Option(None, "--workers", min=0),
+        workers: str = typer.Option("auto", "--workers", callback=option(0),
+                                    help="DataLoader workers per process, or auto."),
         launcher: str = typer.Option("none", "--launcher",
                                      help="none | pytorch (under torchrun: each process scores a shard) | slurm"),
         seed: int = typer.Option(0, "--seed"),
@@ -59,6 +76,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         cfg = build_config(recipe, data_root=data_root, work_dir=work_dir, model=model, workers=workers,
                            pretrained=False, launcher=launcher)
+        _print_resources(cfg)
         run_id, metrics, mm = eval_seg(cfg, seg_checkpoint, store=store, trust_checkpoint=trust_checkpoint,
                                        seed=seed)
         if run_id is None:   # not rank 0: rank 0 reports and writes the one run

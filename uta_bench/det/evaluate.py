@@ -84,7 +84,7 @@ def predict(net, dataloader, limit: int | None = None, progress: bool = True) ->
 
 
 def evaluate_detector(recipe: str, model: str, detector_checkpoint: str, *, data_root: str | None = None,
-                      device: str = "cpu", workers: int = 2, trust_checkpoint: bool = False,
+                      device: str = "cpu", workers: int | str = 2, trust_checkpoint: bool = False,
                       store: str | None = None, seed: int = 0, out_dir: str | None = None,
                       progress: bool = True) -> DetResult:
     from uta_bench.checkpoint import sha256_file
@@ -92,11 +92,14 @@ def evaluate_detector(recipe: str, model: str, detector_checkpoint: str, *, data
     from uta_bench.det.metrics import EVALUATOR, coco_ap, lvis_ap
     from uta_bench.paths import atomic_write_text, home
     from uta_bench.provenance import new_run_id, now, versions
+    from uta_bench.resources import resolve
     from uta_bench.store import Metric, ResultsStore, RunInfo
 
     if not Path(detector_checkpoint).is_file():
         raise UtaBenchError(f"detector checkpoint {detector_checkpoint} does not exist; pass the "
                             f"detector.safetensors written by `uta-bench train det`")
+    res = resolve(device, workers, None)         # "auto" (uta_bench.resources), before the config is built
+    device, workers = res.device, res.workers
     started = now()
     cfg = build_config(recipe, model, work_dir=str(Path(out_dir or home() / "det")), pretrained=False,
                        data_root=data_root, train=False, device=device, workers=workers)
@@ -131,7 +134,7 @@ def evaluate_detector(recipe: str, model: str, detector_checkpoint: str, *, data
     run = RunInfo(run_id=run_id, model=model, weights_sha256=sha256_file(detector_checkpoint), device=str(device),
                   precision="fp32", seed=seed, started_at=started,
                   config={"recipe": recipe, "detector_checkpoint": str(detector_checkpoint), "data_root": data_root,
-                          "annotations": str(ann)}, versions=versions())
+                          "annotations": str(ann), "workers": workers, "auto": list(res.auto)}, versions=versions())
     manifest = hashlib.sha256(Path(ann).read_bytes()).hexdigest()
     s.write_task(run, task, metrics, task_version="1", dataset_manifest=manifest,
                  paper={"table": "5", "row": paper_row(model)},

@@ -19,15 +19,18 @@ def _launcher(launcher: str | None) -> str:
 def train_detector(recipe: str, model: str, *, work_dir: str, checkpoint: str | None = None,
                    pretrained: bool = True, trust_checkpoint: bool = False, data_root: str | None = None,
                    batch_size: int | None = None, iters: int | None = None, device: str | None = None,
-                   workers: int | None = None, launcher: str | None = None, resume: bool = False,
+                   workers: int | str | None = None, launcher: str | None = None, resume: bool = False,
                    cfg_options: dict | None = None, seed: int = 0) -> Path:
-    """Train; returns the exported ``detector.safetensors``. All inputs are checked before the Runner starts."""
-    import torch
+    """Train; returns the exported ``detector.safetensors``. All inputs are checked before the Runner starts.
 
+    ``device`` None / "auto": cuda when available; ``workers`` "auto" (uta_bench.resources), None: the
+    recipe's; ``batch_size`` None: the recipe's global batch (training never changes it on out-of-memory)."""
     from uta_bench.det.config import build_config
     from uta_bench.det.weights import check_checkpoint
+    from uta_bench.resources import resolve
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    res = resolve(device, workers, batch_size, batch_from_recipe=True)     # before the config is built
+    device, workers, batch_size = res.device, res.workers, res.batch_size
     launcher = _launcher(launcher)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if pretrained:

@@ -48,13 +48,14 @@ class FinetuneConfig:
     ema_decay: float = 0.9999
     # runtime
     precision: str = "fp32"                 # fp32 | bf16 (autocast)
-    device: str = "cpu"
-    workers: int = 4
+    device: str = "auto"                    # auto: cuda when available (uta_bench.resources)
+    workers: int | str = "auto"             # DataLoader workers per process; auto: from the usable CPUs
     seed: int = 0
     save_every: int = 1000                  # optimizer updates between resumable checkpoints
     stop_after: int | None = None           # stop (checkpoint kept) after this many updates in total
     recipe: str | None = None
     extra: dict = field(default_factory=dict)
+    auto: tuple = ()                        # settings chosen automatically ("device", "workers")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,4 +116,15 @@ def make_config(recipe: str | None = None, **overrides) -> FinetuneConfig:
         raise UtaBenchError(f"unknown fine-tuning setting(s): {', '.join(bad)}")
     cfg = FinetuneConfig(**values)
     cfg.validate()
-    return cfg
+    return resolve_resources(cfg)
+
+
+def resolve_resources(cfg: FinetuneConfig) -> FinetuneConfig:
+    """Device and workers resolved (uta_bench.resources). The batch is the recipe's global batch, a
+    hyperparameter of the result: training keeps it (auto = the recipe value) and never backs off."""
+    from dataclasses import replace
+
+    from uta_bench.resources import resolve
+
+    res = resolve(cfg.device, cfg.workers, None)
+    return replace(cfg, device=res.device, workers=res.workers, auto=tuple(dict.fromkeys((*cfg.auto, *res.auto))))

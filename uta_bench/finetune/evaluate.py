@@ -25,19 +25,25 @@ def paper_row(card) -> str | None:
 
 @torch.no_grad()
 def predict(loaded, classifier, dataset, batch_size: int = 64, workers: int = 0, progress: bool = True,
-            label: str = "images") -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits [N, C] float32, targets [N]) over an ImageFolder-style dataset."""
+            label: str = "images", sizer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N, C] float32, targets [N]) over an ImageFolder-style dataset; each batch runs through
+    ``sizer`` (:class:`uta_bench.resources.OomBackoff`, default a fixed ``batch_size``)."""
     from torch.utils.data import DataLoader
 
     from uta_bench.progress import progress_bar
+    from uta_bench.resources import OomBackoff
+
+    sizer = sizer or OomBackoff(batch_size, auto=False)
+
+    def forward(images):
+        with loaded.autocast():
+            return classifier(images.to(loaded.device)).float().cpu()
 
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     logits, targets = [], []
     with progress_bar(progress, len(dataset), label, "img") as advance:
         for images, target in loader:
-            with loaded.autocast():
-                out = classifier(images.to(loaded.device))
-            logits.append(out.float().cpu())
+            logits.append(sizer(forward, images))
             targets.append(torch.as_tensor(target))
             advance(len(images))
     if not logits:
@@ -46,10 +52,12 @@ def predict(loaded, classifier, dataset, batch_size: int = 64, workers: int = 0,
 
 
 def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, store: str | None = None,
-                      batch_size: int = 64, workers: int = 0, limit: int | None = None, precision: str = "fp32",
-                      device: str = "cpu", trust_checkpoint: bool = False, seed: int = 0,
-                      progress: bool = True) -> tuple[str, list]:
-    """Evaluate and write top1/top5 rows; returns (run id, metrics)."""
+                      batch_size: int | str = 64, workers: int | str = 0, limit: int | None = None,
+                      precision: str = "fp32", device: str = "cpu", trust_checkpoint: bool = False, seed: int = 0,
+                      progress: bool = True, resources=None) -> tuple[str, list]:
+    """Evaluate and write top1/top5 rows; returns (run id, metrics). ``device``, ``workers`` and
+    ``batch_size`` may be "auto" (see uta_bench.resources; an auto batch halves on CUDA out-of-memory);
+    ``resources``: already resolved Resources (then those three are not read)."""
     from torch.utils.data import Subset
 
     from uta_bench.data.imagefolder import image_folder
@@ -57,14 +65,16 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
     from uta_bench.finetune.model import load_finetuned
     from uta_bench.data.manifest import folder_manifest
     from uta_bench.provenance import new_run_id, now, versions
+    from uta_bench.resources import OomBackoff, resolve
     from uta_bench.store import ResultsStore, RunInfo
 
     if not Path(data).is_dir():
         raise UtaBenchError(f"evaluation folder {data} does not exist; pass an ImageFolder (e.g. ImageNet val "
                             "in synset sub-folders) to --data")
+    res = resources or resolve(device, workers, batch_size)
     results = ResultsStore(store)
     torch.manual_seed(seed)
-    loaded, clf, meta = load_finetuned(model, checkpoint, device=device, precision=precision,
+    loaded, clf, meta = load_finetuned(model, checkpoint, device=res.device, precision=precision,
                                        trust_checkpoint=trust_checkpoint)
     ds = image_folder(data, transform=loaded.preprocess)
     if list(ds.classes) != list(meta["classes"]):
@@ -75,12 +85,13 @@ def run_finetune_eval(model: str, checkpoint: str, data: str, task: str = TASK, 
     if limit:
         ds = Subset(ds, list(range(min(limit, len(ds)))))
     started = now()
-    logits, targets = predict(loaded, clf, ds, batch_size, workers, progress, label=task)
+    sizer = OomBackoff(res.batch_size, auto="batch_size" in res.auto)
+    logits, targets = predict(loaded, clf, ds, res.batch_size, res.workers, progress, label=task, sizer=sizer)
     metrics = accuracy_metrics(logits, targets, ("top1", "top5"))
     run = RunInfo(run_id=new_run_id(), model=model, weights_sha256=loaded.weights_sha256,
                   device=str(loaded.device), precision=loaded.precision_run, seed=seed, started_at=started,
-                  config={"checkpoint": str(checkpoint), "data": str(data), "batch_size": batch_size,
-                          "limit": limit, "task": task, "kind": "finetune-eval"},
+                  config={"checkpoint": str(checkpoint), "data": str(data), **res.record(),
+                          "batch_size_used": sizer.size, "limit": limit, "task": task, "kind": "finetune-eval"},
                   versions=versions())
     row = paper_row(loaded.card) if task == TASK else None
     paper = {"table": PAPER_TABLE, "row": row} if row else None

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from uta_bench.errors import UtaBenchError
-from uta_bench.finetune.config import FinetuneConfig
+from uta_bench.finetune.config import FinetuneConfig, resolve_resources
 from uta_bench.finetune.data import EpochIndices, SeededDataset, batch_seed, rng_scope, train_transform
 from uta_bench.progress import progress_bar
 from uta_bench.training import (TrainLogger, autocast, backward, grad_scaler, load_training_state, optimizer_step,
@@ -63,6 +63,7 @@ def train(cfg: FinetuneConfig, progress: bool = True, resume: bool = True) -> di
     from uta_bench.finetune.model import check_card, finetune_tower
 
     cfg.validate()
+    cfg = resolve_resources(cfg)            # "auto" device / workers (a config made without make_config)
     check_card(cfg.model)
     env = setup_distributed(cfg.device)
     per_dev = _per_device_batch(cfg, env.world_size)

@@ -12,6 +12,7 @@ identity and prompt hash match).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class BenchConfig:
     max_new_tokens: int = 1024       # LLaVA model_vqa default
     output: str | None = None        # answers / reviews folder; default under $UTA_BENCH_HOME
     store: str | None = None
-    device: str = "cpu"
+    device: str = "auto"             # auto: cuda when available (uta_bench.resources)
     limit: int | None = None
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -152,8 +153,11 @@ def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:
     from uta_bench.llava.train import CONFIG_NAME, load_trained
     from uta_bench.paths import atomic_write_text, home
     from uta_bench.provenance import new_run_id, now, versions
+    from uta_bench.resources import resolve
     from uta_bench.store import Metric, ResultsStore, RunInfo
 
+    res = resolve(cfg.device, None, None)                        # answers one question at a time
+    cfg = dataclasses.replace(cfg, device=res.device)
     bench = load_bench(cfg.bench, cfg.bench_images)             # cheap checks first
     judge_kw = ({"retries": cfg.judge_retries, "backoff": cfg.judge_backoff, "max_tokens": cfg.judge_max_tokens}
                 if cfg.judge_url else {"max_new_tokens": cfg.judge_max_tokens})
@@ -189,7 +193,8 @@ def run_llava_bench(cfg: BenchConfig) -> tuple[str, dict]:
                   weights_sha256=summary["vision"].get("weights_sha256"), device=cfg.device, precision="fp32",
                   seed=summary["recipe"].get("seed"), started_at=started,
                   config={"llava": answer_cfg, "recipe": summary["recipe"], "lm": summary.get("lm"),
-                          "judge": ident, "judge_prompt_sha256": phash, "output": str(out)},
+                          "judge": ident, "judge_prompt_sha256": phash, "output": str(out),
+                          "device": res.device, "auto": list(res.auto)},
                   versions=versions())
     from uta_bench.registry import get_card
 

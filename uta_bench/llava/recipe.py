@@ -41,10 +41,10 @@ class LlavaRecipe:
     # runtime
     precision: str = "bf16"                 # bf16 (autocast, fp32 master weights) | fp32
     gradient_checkpointing: bool = True
-    device: str | None = None               # None: cuda if available (cuda:LOCAL_RANK under torchrun) else cpu
+    device: str | None = None               # None / auto: cuda if available (cuda:LOCAL_RANK under torchrun) else cpu
     save_every: int = 500                   # optimizer steps between resumable checkpoints
     seed: int = 42
-    workers: int = 2
+    workers: int | str = "auto"             # DataLoader workers per process; auto: from the usable CPUs
 
     def validate(self) -> "LlavaRecipe":
         if self.stage not in (1, 2):

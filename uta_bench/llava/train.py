@@ -133,7 +133,8 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
 
     recipe.validate()
     out, cfg = Path(out_dir), recipe.to_dict()
-    env = setup_distributed(recipe.device or "auto")
+    res = resources(recipe)         # the recipe keeps "auto": a resume on another machine or rank still matches
+    env = setup_distributed(res.device)
     samples = load_llava_json(recipe.data)           # bad data fails before the heavy model load
     saved = _saved_state(out, resume, cfg)
     model, loaded, tok, names = _prepare_model(recipe, cfg, str(env.device))
@@ -150,7 +151,7 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
     plan = step_plan(len(ds), recipe.batch_size, recipe.micro_batch_size, recipe.seed, step, total, env.rank,
                      env.world_size)
     loader = iter(torch.utils.data.DataLoader(ds, batch_sampler=[mb for st in plan for mb in st],
-                                              collate_fn=collate, num_workers=recipe.workers))
+                                              collate_fn=collate, num_workers=res.workers))
     started = now()
     model.train()
     with TrainLogger(out, enabled=env.is_main, start_step=step) as logger, \
@@ -169,9 +170,18 @@ def train(recipe: LlavaRecipe, out_dir: str | Path, resume: bool = False, stop_a
             if stopping:
                 return {"stopped_at": step, "losses": losses}
     summary = _summary(recipe, cfg, total, losses, names, len(ds), env.world_size, loaded, started)
+    summary["resources"] = {**res.record(), "device": str(env.device)}
     if env.is_main:
         _write_outputs(out, model, summary)
     return summary
+
+
+def resources(recipe: LlavaRecipe):
+    """Device and workers of this process (uta_bench.resources); the batch is the recipe's (a training
+    hyperparameter: no out-of-memory backoff)."""
+    from uta_bench.resources import resolve
+
+    return resolve(recipe.device, recipe.workers, "auto", batch_from_recipe=True)
 
 
 def _update(ddp, opt, scaler, loader, params, micro_per_step: int, recipe: LlavaRecipe, env) -> float:

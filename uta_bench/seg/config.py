@@ -54,11 +54,21 @@ def _set_data_root(cfg, data_root: str) -> None:
 
 def build_config(recipe: str, *, data_root: str | None = None, work_dir: str | None = None,
                  model: str | None = None, checkpoint: str | None = None, pretrained: bool | None = None,
-                 trust_checkpoint: bool = False, max_iters: int | None = None, batch_size: int | None = None,
-                 workers: int | None = None, launcher: str = "none", seed: int | None = None):
-    """The recipe's mmengine ``Config`` with overrides applied (nothing is built yet)."""
+                 trust_checkpoint: bool = False, max_iters: int | None = None,
+                 batch_size: int | str | None = None, workers: int | str | None = None, launcher: str = "none",
+                 seed: int | None = None):
+    """The recipe's mmengine ``Config`` with overrides applied (nothing is built yet).
+
+    ``workers`` "auto" fits the machine (uta_bench.resources), None keeps the recipe's; ``batch_size``
+    "auto" / None is the recipe's per-GPU batch (a training hyperparameter: no out-of-memory backoff).
+    mmengine's Runner puts the model on CUDA when available, which is what device auto picks."""
     require_mmseg()
     from mmengine.config import Config
+
+    from uta_bench.resources import resolve
+
+    res = resolve("auto", workers, batch_size, batch_from_recipe=True)
+    batch_size, workers = res.batch_size, res.workers
 
     path = recipe_path(recipe)
     try:
@@ -96,6 +106,8 @@ def build_config(recipe: str, *, data_root: str | None = None, work_dir: str | N
         for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[key].num_workers = workers
             cfg[key].persistent_workers = workers > 0
+    cfg.uta_resources = {**res.record(), "batch_size": cfg.train_dataloader.batch_size,
+                         "workers": cfg.test_dataloader.num_workers}
     cfg.work_dir = str(work_dir or Path("runs") / "seg" / path.stem)
     cfg.launcher = launcher
     if seed is not None:

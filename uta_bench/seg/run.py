@@ -98,7 +98,8 @@ def eval_seg(cfg, seg_checkpoint: str, store: str | None = None, trust_checkpoin
     run = RunInfo(run_id=new_run_id(), model=model, weights_sha256=sha, device=str(next(
         _unwrap(runner.model).parameters()).device), precision="fp32", seed=seed, started_at=started,
         config={"recipe": str(cfg.get("recipe_path")), "seg_checkpoint": str(seg_checkpoint),
-                "data_root": str(root), "test_cfg": dict(cfg.model.test_cfg), "kind": "seg"},
+                "data_root": str(root), "test_cfg": dict(cfg.model.test_cfg), "kind": "seg",
+                "resources": cfg.get("uta_resources")},
         versions=versions())
     row = paper_row(get_card(model))
     imgs = sorted(str(p) for p in (root / "images" / "validation").glob("*.jpg"))

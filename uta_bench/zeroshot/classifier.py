@@ -110,7 +110,10 @@ def _encode_batches(loaded, tokens: torch.Tensor, n_templates: int, batch_size: 
     from uta_bench.zeroshot.text import (encode_suffix, encode_text, prefix_states, shared_prefix_length,
                                 supports_prefix_sharing, text_modules)
 
+    from uta_bench.resources import OomBackoff
+
     model, dev = loaded.model, loaded.device
+    sizer = OomBackoff(batch_size, what="text batch")   # halves on CUDA out-of-memory (same prompts again)
     share = truncate and supports_prefix_sharing(text_modules(model))
     groups = ([torch.arange(j, len(tokens), n_templates) for j in range(n_templates)] if share
               else [torch.arange(len(tokens))])
@@ -122,9 +125,10 @@ def _encode_batches(loaded, tokens: torch.Tensor, n_templates: int, batch_size: 
             states = prefix_states(model, group[:1, :p].to(dev)) if p else None
             for start in range(0, len(rows), batch_size):
                 idx = order[start:start + batch_size]
-                f = (encode_suffix(model, group[idx, p:].to(dev), states) if states is not None
-                     else encode_text(model, group[idx].to(dev), truncate=truncate))
-                yield rows[idx], f.float().cpu()
+                f = (sizer(lambda t: encode_suffix(model, t.to(dev), states).float().cpu(), group[idx, p:])
+                     if states is not None else
+                     sizer(lambda t: encode_text(model, t.to(dev), truncate=truncate).float().cpu(), group[idx]))
+                yield rows[idx], f
 
 
 def _write(path: Path, weights: torch.Tensor, classnames) -> None:

@@ -150,11 +150,19 @@ def _report_skipped(label: str, bad: list, n: int, first: int = 3) -> None:
 @torch.no_grad()
 def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: int = 64, workers: int = 0,
                    on_bad_image: str = "fail", use_cache: bool = True, progress: bool = True,
-                   label: str = "images", dist: Dist | None = None, chunk: int = CHUNK) -> Features:
-    """Features of ``refs[:n]``, identical on every rank and for any number of ranks."""
+                   label: str = "images", dist: Dist | None = None, chunk: int = CHUNK,
+                   sizer=None) -> Features:
+    """Features of ``refs[:n]``, identical on every rank and for any number of ranks.
+
+    Each loaded batch is encoded through ``sizer`` (:class:`uta_bench.resources.OomBackoff`; default: a
+    fixed ``batch_size``, where CUDA out-of-memory is a one-line error): with ``--batch-size auto`` it
+    halves on out-of-memory and encodes the same images again."""
     from torch.utils.data import DataLoader
 
     from uta_bench.progress import progress_bar
+    from uta_bench.resources import OomBackoff
+
+    sizer = sizer or OomBackoff(batch_size, auto=False)
 
     if on_bad_image not in ("fail", "skip"):
         raise UtaBenchError(f"--on-bad-image must be fail or skip, not {on_bad_image!r}")
@@ -189,7 +197,7 @@ def image_features(loaded, refs, key: str, *, n: int | None = None, batch_size: 
                         raise _bad_error(str(refs[i]), err)
                     bad.append((i, str(refs[i]), err))
                 if imgs is not None:
-                    feats.append(loaded.encode_image(imgs).float().cpu())
+                    feats.append(sizer(lambda x: loaded.encode_image(x).float().cpu(), imgs))
                     index.append(idx)
                 seen += len(idx) + len(errs)
                 advance(len(idx) + len(errs))

@@ -33,11 +33,11 @@ class RunConfig:
     checkpoint: str | None = None
     data_root: str | None = None
     store: str | None = None
-    batch_size: int = 64
-    workers: int = 0
+    batch_size: int | str = 64          # or "auto" (uta_bench.resources: per device, halved on CUDA OOM)
+    workers: int | str = 0              # or "auto"
     limit: int | None = None
     precision: str = "fp32"
-    device: str = "cpu"
+    device: str = "cpu"                 # or "auto" (cuda when available)
     trust_checkpoint: bool = False
     seed: int = 0
     progress: bool = True
@@ -49,6 +49,17 @@ class RunConfig:
     feature_chunk: int = 1024           # samples per feature-cache file (= unit of sharding and resuming)
     output_path: str | None = None      # lm-eval style results JSON under this folder (uta_bench.outputs)
     log_samples: bool = False           # ... and one samples JSONL per task
+    auto: tuple = ()                    # settings chosen automatically ("device", "workers", "batch_size")
+
+
+def resolve_resources(cfg: RunConfig, device: str | None = None) -> RunConfig:
+    """``cfg`` with "auto" device / workers / batch size resolved (``device``: the loaded model's);
+    ``cfg.auto`` names the settings that were chosen automatically (stored with the run)."""
+    from uta_bench.resources import resolve
+
+    res = resolve(device or cfg.device, cfg.workers, cfg.batch_size)
+    auto = tuple(dict.fromkeys((*cfg.auto, *res.auto)))
+    return dataclasses.replace(cfg, device=res.device, workers=res.workers, batch_size=res.batch_size, auto=auto)
 
 
 def data_root(cfg_root: str | None) -> Path:
@@ -82,9 +93,8 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     from uta_bench import validate as V
 
     V.choice("--on-bad-image", cfg.on_bad_image, ("fail", "skip"))
-    V.integer("--batch-size", cfg.batch_size, minimum=1)
     V.integer("--limit", cfg.limit, minimum=1, optional=True)
-    V.device("--device", cfg.device)   # before the model loads: `cuda` without a GPU fails in a second
+    cfg = resolve_resources(cfg)        # before the model loads: `cuda` without a GPU fails in a second
     from uta_bench.outputs import check_options
 
     check_options(cfg.output_path, cfg.log_samples)     # an unwritable --output-path fails before the run
@@ -114,7 +124,11 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
     from uta_bench.provenance import new_run_id, now, versions
     from uta_bench.store import ResultsStore, RunInfo
 
+    from uta_bench.resources import OomBackoff
+
     cards = _cards(cards)
+    cfg = resolve_resources(cfg, device=str(loaded.device))
+    sizer = OomBackoff(cfg.batch_size, auto="batch_size" in cfg.auto)   # one per run: a halving is kept
     dist = current()
     root = data_root(cfg.data_root)
     if dist.main:
@@ -137,9 +151,9 @@ def evaluate_loaded(loaded, cards, cfg: RunConfig, store=None, on_task=None, mod
         out = RunOutput(cfg.output_path, run.model, cfg.log_samples)
     for card in cards:
         if card.type == "classification":
-            res = T.classification(loaded, card, cfg, root, dist, classifiers)
+            res = T.classification(loaded, card, cfg, root, dist, classifiers, sizer=sizer)
         elif card.type == "retrieval":
-            res = T.retrieval(loaded, card, cfg, root, dist)
+            res = T.retrieval(loaded, card, cfg, root, dist, sizer=sizer)
         else:
             raise UtaBenchError(f"task {card.task}: cannot run a {card.type} card")
         if res is None:            # non-zero ranks: rank 0 writes

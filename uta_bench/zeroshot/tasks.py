@@ -49,13 +49,13 @@ def classification_inputs(card: TaskCard, root):
     return data, names, temps, subset
 
 
-def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -> TaskResult | None:
+def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict, sizer=None) -> TaskResult | None:
     from uta_bench.zeroshot.classification import accuracy_metrics, mean_per_class_recall
     from uta_bench.zeroshot.classifier import build_classifier
 
     times, t0 = {}, time.perf_counter()
     data, names, temps, subset = classification_inputs(card, root)
-    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
+    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0, sizer)
     if not dist.main:
         return None
     ckey = (tuple(names), tuple(prompts_key(temps)))
@@ -73,7 +73,7 @@ def classification(loaded, card: TaskCard, cfg, root, dist, classifiers: dict) -
              "correct1": (top.indices[:, 0] == targets).to(torch.int8)}
     _timed(times, "metrics_s", t0)
     eff_names = names if subset is None else [names[i] for i in subset]
-    return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key),
+    return TaskResult(metrics, preds, manifest, _extra(card, data, feats, cfg, key, times, clf.key, sizer),
                       data, eff_names)
 
 
@@ -88,7 +88,7 @@ def task_manifest(card: TaskCard, root) -> str:
     return run_manifest(load_task_data(card, root, eff))
 
 
-def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
+def retrieval(loaded, card: TaskCard, cfg, root, dist, sizer=None) -> TaskResult | None:
     from uta_bench.data.resolve import load_task_data
     from uta_bench.zeroshot.retrieval import caption_features, recall_metrics, retrieval_ranks
 
@@ -98,7 +98,7 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
                             "image_retrieval_recall@K or text_retrieval_recall@K")
     times, t0 = {}, time.perf_counter()
     data = load_task_data(card, root)
-    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0)
+    manifest, key, feats, t0 = _encode_images(loaded, card, cfg, data, dist, times, t0, sizer)
     if not dist.main:
         return None
     kept = feats.index.tolist()
@@ -111,13 +111,13 @@ def retrieval(loaded, card: TaskCard, cfg, root, dist) -> TaskResult | None:
     metrics = recall_metrics(t2i, i2t, card.metrics)
     preds = {"index": feats.index, "t2i_rank": t2i, "i2t_rank": i2t, "text_image": text_image}
     _timed(times, "metrics_s", t0)
-    extra = _extra(card, data, feats, cfg, key, times)
+    extra = _extra(card, data, feats, cfg, key, times, sizer=sizer)
     extra["n_captions"] = len(captions)
     return TaskResult(metrics, preds, manifest, extra, data)
 
 
 
-def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float):
+def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: float, sizer=None):
     """Manifest, feature-cache key and (cached / sharded) image features of a task's images."""
     from uta_bench.data.manifest import run_manifest
     from uta_bench.zeroshot.features import feature_key, image_features
@@ -127,7 +127,7 @@ def _encode_images(loaded, card: TaskCard, cfg, data, dist, times: dict, t0: flo
     key = feature_key(loaded, manifest, cfg.model_id)
     feats = image_features(loaded, data.refs, key, n=cfg.limit, batch_size=cfg.batch_size, workers=cfg.workers,
                            on_bad_image=cfg.on_bad_image, use_cache=cfg.use_cache, progress=cfg.progress,
-                           label=card.task, dist=dist, chunk=cfg.feature_chunk)
+                           label=card.task, dist=dist, chunk=cfg.feature_chunk, sizer=sizer)
     return manifest, key, feats, _timed(times, "images_s", t0)
 
 
@@ -137,12 +137,16 @@ def prompts_key(temps) -> list[str]:
     return template_strings(temps)
 
 
-def _extra(card, data, feats, cfg, key, times, classifier_key=None) -> dict:
+def _extra(card, data, feats, cfg, key, times, classifier_key=None, sizer=None) -> dict:
     n_listed = len(data.refs)
     extra = {"format": data.fmt, "data_dir": str(data.root), "n_listed": n_listed,
              "expected_samples": card.expected_samples, "feature_cache": key, "images_encoded": feats.computed,
              "images_encoded_per_rank": feats.per_rank,
              "timings": times, "skipped_images": len(feats.bad)}
+    if sizer is not None:           # the image batch the task ended with (smaller after a CUDA OOM)
+        extra["batch_size"] = sizer.size
+        if sizer.backoffs:
+            extra["oom_backoffs"] = sizer.backoffs
     if feats.bad:
         extra["skipped"] = [{"file": name, "error": err} for _, name, err in feats.bad]
     if cfg.limit:
