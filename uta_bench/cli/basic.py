@@ -42,7 +42,10 @@ def name_table(title: str, columns: list[str], rows: list[list[str]], names: tup
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command()
     def models(all: bool = typer.Option(False, "--all", help="Include test-only models.")):
-        """List registered models (name, family, architecture, paper row, weights)."""
+        """List registered models (name, family, architecture, paper row, weights).
+
+        Any other open_clip model works too, by spec: open_clip:ARCH/TAG (e.g. open_clip:ViT-B-32/laion2b_s34b_b79k),
+        open_clip:ARCH with --random-init, or hf-hub:ORG/NAME; its card is made from open_clip's config."""
         from rich.console import Console
 
         from uta_bench.registry import cards
@@ -57,8 +60,14 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                    f"open_clip:{w.open_clip_pretrained}" if w.open_clip_pretrained else "-")
             rows.append([name + (f" -> {c.alias_of}" if c.alias_of else ""), c.family, c.arch,
                          str(c.image_size), paper, src])
-        Console().print(name_table("uta-bench models", ["name", "family", "arch", "image", "paper row", "weights"],
-                                   rows, ("name",), droppable=("weights", "paper row", "family")))
+        console = Console()
+        console.print(name_table("uta-bench models", ["name", "family", "arch", "image", "paper row", "weights"],
+                                 rows, ("name",), droppable=("weights", "paper row", "family")))
+        from uta_bench.speccards import SYNTAX
+
+        console.print(f"Any other open_clip model: --model {SYNTAX}; "
+                      "e.g. open_clip:ViT-B-32/laion2b_s34b_b79k. Its card is made from open_clip's own config.",
+                      highlight=False, markup=False)
 
     @app.command()
     def tasks():
@@ -91,6 +100,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         if export:
             writable_file("--export", export)
+        if model:
+            from uta_bench.speccards import canonical, is_spec
+
+            model = canonical(model) if is_spec(model) else model   # open_clip:/hf-hub: as the store names them
         s = ResultsStore(store)
         if export:
             try:
