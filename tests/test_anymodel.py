@@ -109,6 +109,12 @@ def test_card_from_pretrained_cfg_quickgelu_and_preprocessing():
 
     oa = get_card("open_clip:ViT-B-32/openai")
     assert oa.quick_gelu and oa.weights.open_clip_pretrained == "openai" and oa.tokenizer == "open_clip:ViT-B-32"
+    from open_clip.transformer import QuickGELU
+
+    from uta_bench.models.loader import load_model
+
+    acts = {type(m) for m in load_model("open_clip:RN50/openai", pretrained=False).model.modules()}
+    assert QuickGELU in acts and torch.nn.GELU not in acts       # built as the OpenAI weights were trained
     l14 = get_card("open_clip:ViT-L-14/laion2b_s32b_b82k")
     reg = get_card("openclip_l14")
     assert (l14.mean, l14.std, l14.image_size, l14.embed_dim) == (reg.mean, reg.std, reg.image_size, reg.embed_dim)
