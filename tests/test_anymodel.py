@@ -81,6 +81,14 @@ def test_open_clip_spec_random_init_matches_clip_benchmark_and_reuses_its_run(ca
     assert code == 0, out
     assert f"re-used run {second} for objs" in flat and f"same run key {row.run_key[:12]}" in flat, out
     assert ResultsStore().df().run_id.nunique() == 2
+    # filters take the spec in any spelling open_clip accepts
+    code, out = cli(capsys, "results", "--model", "open_clip:ViT-B-32/LAION2B-s34b-b79k")
+    assert code == 0 and row.run_id in out and second in out, out
+
+
+def test_table_model_filter_checks_specs(capsys):
+    code, out = cli(capsys, "table", "--paper", "--with-runs", "--model", "open_clip:ViT-B-32/laion2b_s34b_b78k")
+    assert code == 2 and "did you mean 'laion2b_s34b_b79k'" in out, out
 
 
 def test_plain_arch_random_init_equals_open_clip_model(card, tmp_path, capsys):
