@@ -236,9 +236,17 @@ def test_hf_hub_random_init_reads_only_the_config(hub_cache, card, tmp_path, cap
     """--random-init with a hub spec needs the config only: the weights file may be absent."""
     from uta_bench.models.loader import load_model
 
-    (hub_cache / "open_clip_model.safetensors").unlink()
+    from safetensors.torch import load_file
+
+    weights = tmp_path / "tiny_clip.safetensors"
+    (hub_cache / "open_clip_model.safetensors").rename(weights)
     loaded = load_model(f"hf-hub:{REPO_ID}", pretrained=False)
     assert loaded.card.embed_dim == 64 and loaded.weights_sha256 is None
+    # --checkpoint FILE builds from the repo's config and loads the file (strict, our reader)
+    ck = load_model(f"hf-hub:{REPO_ID}", checkpoint=str(weights))
+    saved = load_file(str(weights))
+    assert ck.weights_path == str(weights) and all(torch.equal(v, saved[k]) for k, v in ck.model.state_dict().items())
+    assert not all(torch.equal(v, saved[k]) for k, v in loaded.model.state_dict().items())
     code, out = cli(capsys, "run", "zeroshot", "--model", f"hf-hub:{REPO_ID}", "--tasks", card,
                     "--data-root", tmp_path / "data")
     assert code == 2 and "no weights for hf-hub:uta-test/tiny-clip" in out
