@@ -189,13 +189,16 @@ def _paired(store, cand_run: str, base_run: str, task: str, metric: str):
 
 
 def baseline_rows(store, against: str, exclude_runs: list[str], probe: bool = False):
-    """Rows of a run id, or the latest measured rows of a model; ('run'|'model', df)."""
-    from uta_bench.registry import list_models
+    """Rows of a run id, or the latest measured rows of a model (a registered name or an open_clip:/hf-hub:
+    spec); ('run'|'model', df)."""
+    from uta_bench.registry import canonical_name, is_spec, list_models
 
     df = store.df(run_id=against)
     if len(df):
         return "run", df
-    if against in list_models():
+    if is_spec(against):
+        against = canonical_name(against)
+    if against in list_models() or is_spec(against):
         if probe:
             return "model", None
         df = store.latest(model=against, exclude_runs=exclude_runs, per=("task", "metric"))
@@ -218,8 +221,11 @@ def check(store, model: str, checkpoint: str | None, against: str, tolerance: fl
 
         if not Path(checkpoint).is_file():
             raise UtaBenchError(f"checkpoint {checkpoint} does not exist; give the weights file to gate")
+    from uta_bench.registry import canonical_name, is_spec
     from uta_bench.taskcards import expand
 
+    if is_spec(model):
+        model = canonical_name(model)                       # the name its runs are stored (and keyed) under
     cards = expand(tasks)                                   # fail fast on unknown task names
     tasks = [c.task for c in cards]
     report = CheckReport(model, checkpoint, against, tolerance)

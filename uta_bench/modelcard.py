@@ -60,6 +60,7 @@ class ModelCard:
     tokenizer: str = "open_clip:ViT-B-16"  # open_clip tokenizer (CLIP BPE, context 77)
     context_length: int = 77
     embed_dim: int = 1024
+    quick_gelu: bool = False         # open_clip: build with QuickGELU (the pretrained weights were trained so)
     paper: PaperRef | None = None
     description: str = ""
     alias_of: str | None = None

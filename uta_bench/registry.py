@@ -12,9 +12,10 @@ from uta_bench import model_cards
 from uta_bench.demo import cards as demo_cards
 from uta_bench.errors import suggest
 from uta_bench.modelcard import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ModelCard, PaperRef, Weights
+from uta_bench.speccards import canonical, is_spec, spec_card
 
 __all__ = ["OPENAI_CLIP_MEAN", "OPENAI_CLIP_STD", "ModelCard", "PaperRef", "Weights", "register_model", "get_card",
-           "resolve_alias", "list_models", "cards"]
+           "resolve_alias", "list_models", "cards", "is_spec", "canonical_name"]
 
 _REGISTRY: dict[str, ModelCard] = {}
 
@@ -30,9 +31,22 @@ def list_models(include_test: bool = True) -> list[str]:
     return [n for n, c in _REGISTRY.items() if include_test or "test" not in c.tags]
 
 
+def canonical_name(name: str) -> str:
+    """The name the store records for ``name``: a registered name as it is, an ``open_clip:`` / ``hf-hub:``
+    spec in canonical form (checked, nothing downloaded); unknown names fail with suggestions."""
+    if is_spec(name):
+        return canonical(name)
+    if name not in _REGISTRY:
+        raise suggest(name, _REGISTRY, "model")
+    return name
+
+
 def get_card(name: str) -> ModelCard:
     """Card for ``name``; an alias resolves to its target's card, keeping the alias name (``alias_of`` says
-    which target; everything else, weights and paper rows included, is the target's)."""
+    which target; everything else, weights and paper rows included, is the target's).
+    ``open_clip:ARCH/TAG`` and ``hf-hub:ORG/NAME`` specs get a card made from open_clip's config."""
+    if is_spec(name):
+        return spec_card(name)
     if name not in _REGISTRY:
         raise suggest(name, _REGISTRY, "model")
     card = _REGISTRY[name]
@@ -44,6 +58,8 @@ def get_card(name: str) -> ModelCard:
 
 def resolve_alias(name: str) -> ModelCard:
     """The target card of an alias (the card itself otherwise); chains of aliases are followed."""
+    if is_spec(name):
+        return spec_card(name)
     if name not in _REGISTRY:
         raise suggest(name, _REGISTRY, "model")
     card, seen = _REGISTRY[name], {name}

@@ -39,10 +39,23 @@ def name_table(title: str, columns: list[str], rows: list[list[str]], names: tup
     return t
 
 
+_SPEC_NOTE = ("Any other open_clip model: --model open_clip:ARCH/TAG (an open_clip pretrained tag, e.g. "
+              "open_clip:ViT-B-32/laion2b_s34b_b79k), open_clip:ARCH (no weights: --random-init or --checkpoint) "
+              "or hf-hub:ORG/NAME (a hub repo with open_clip_config.json); the card is made from open_clip's "
+              "own config.")
+
+
+def _store_name(model: str | None) -> str | None:
+    """An open_clip:/hf-hub: spec as the store names it (canonical); other names as given."""
+    from uta_bench.speccards import canonical, is_spec
+
+    return canonical(model) if model and is_spec(model) else model
+
+
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @app.command()
     def models(all: bool = typer.Option(False, "--all", help="Include test-only models.")):
-        """List registered models (name, family, architecture, paper row, weights)."""
+        """List registered models; any other open_clip model by spec: open_clip:ARCH/TAG, hf-hub:ORG/NAME."""
         from rich.console import Console
 
         from uta_bench.registry import cards
@@ -57,8 +70,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                    f"open_clip:{w.open_clip_pretrained}" if w.open_clip_pretrained else "-")
             rows.append([name + (f" -> {c.alias_of}" if c.alias_of else ""), c.family, c.arch,
                          str(c.image_size), paper, src])
-        Console().print(name_table("uta-bench models", ["name", "family", "arch", "image", "paper row", "weights"],
-                                   rows, ("name",), droppable=("weights", "paper row", "family")))
+        console = Console()
+        console.print(name_table("uta-bench models", ["name", "family", "arch", "image", "paper row", "weights"],
+                                 rows, ("name",), droppable=("weights", "paper row", "family")))
+        console.print(_SPEC_NOTE, highlight=False, markup=False)
 
     @app.command()
     def tasks():
@@ -93,6 +108,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
 
         if export:
             writable_file("--export", export)
+        model = _store_name(model)
         s = ResultsStore(store)
         if metric is not None:
             from uta_bench.metricnames import canonical_metric

@@ -181,7 +181,8 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         config: Optional[str] = typer.Option(None, "--config", "-c",
                                              help="YAML with defaults for these options (recipes/ci/*.yaml)."),
         model: Optional[str] = typer.Option(None, "--model", "-m",
-                                            help="Registered model (architecture) of the checkpoint."),
+                                            help="Registered model (architecture) of the checkpoint, or "
+                                                 "open_clip:ARCH[/TAG] / hf-hub:ORG/NAME."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file to gate."),
         against: Optional[str] = typer.Option(None, "--against",
                                               help="paper | RUN_ID | MODEL (its latest runs). Default: paper."),

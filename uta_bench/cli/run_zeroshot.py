@@ -12,7 +12,8 @@ from uta_bench.resources import option
 def register(app: typer.Typer, run_app: typer.Typer) -> None:
     @run_app.command("zeroshot")
     def zeroshot(
-        model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `uta-bench models`)."),
+        model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `uta-bench models`), open_clip:ARCH/TAG, "
+                                                 "open_clip:ARCH (with --random-init) or hf-hub:ORG/NAME."),
         tasks: List[str] = typer.Option(["zeroshot"], "--tasks", "-t",
                                         help="Task names, suites (zeroshot), card .yaml files or ImageFolder paths."),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Weights file (.safetensors/.pt)."),

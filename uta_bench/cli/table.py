@@ -12,11 +12,11 @@ def _split(items) -> list[str]:
 
 def comparison_for(store: str | None, models: list[str] | None, tables: list[str] | None):
     from uta_bench.paper.mapping import latest_measured, paper_comparison
-    from uta_bench.registry import get_card
+    from uta_bench.registry import canonical_name
     from uta_bench.store import ResultsStore
 
-    for m in models or []:
-        get_card(m)                      # unknown name: "unknown model ...; did you mean ..."
+    # unknown name: "unknown model ...; did you mean ..."; open_clip:/hf-hub: specs as the store names them
+    models = [canonical_name(m) for m in models] if models else models
     measured = latest_measured(ResultsStore(store), models)
     return paper_comparison(measured, tables=tables)
 
@@ -29,7 +29,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         paper: bool = typer.Option(False, "--paper", help="Render the paper's Tables 1-8 in the paper's layout."),
         with_runs: bool = typer.Option(False, "--with-runs",
                                        help="Put our latest measured values (95% CI) and deltas under the paper's."),
-        model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only these models' runs."),
+        model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Only these models' runs (names or open_clip:/hf-hub: specs)."),
         tables: Optional[List[str]] = typer.Option(None, "--tables", "-t",
                                                    help="Tables to show: 1 2 3 4 5 6 7 8a 8b (8 = 8a,8b)."),
         fmt: str = typer.Option("rich", "--format", "-f", help="rich | markdown | csv | latex | html"),

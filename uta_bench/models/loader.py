@@ -105,7 +105,8 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu", pr
                trust_checkpoint: bool = False, pretrained: bool = True) -> LoadedModel:
     """Build model ``name`` and load its weights.
 
-    ``pretrained=False`` keeps the random init (tests, pre-training students).
+    ``pretrained=False`` keeps the random init (tests, pre-training students). ``name`` is a registered
+    name or an ``open_clip:ARCH/TAG`` / ``hf-hub:ORG/NAME`` spec; ``LoadedModel.name`` is its canonical form.
     """
     card = get_card(name)
     arch_card = resolve_alias(name)
@@ -127,7 +128,7 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu", pr
         interpolation=card.interpolation, resize_mode=card.resize_mode)
     tokenizer = open_clip.get_tokenizer(card.tokenizer.split(":", 1)[1], context_length=card.context_length)
     sha = sha256_file(path) if path else None
-    return LoadedModel(name=name, card=card, model=model, preprocess=preprocess, tokenizer=tokenizer,
+    return LoadedModel(name=card.name, card=card, model=model, preprocess=preprocess, tokenizer=tokenizer,
                        device=dev, precision=precision, precision_run=prec_run,
                        weights_path=str(path) if path else None, weights_sha256=sha,
                        info={"arch": card.arch, "family": card.family})

@@ -50,8 +50,10 @@ def card_paper_row(model, table: str, overrides: dict | None = None) -> str | No
 
 def _card_ref(model: str):
     from uta_bench.errors import UtaBenchError
-    from uta_bench.registry import get_card
+    from uta_bench.registry import get_card, is_spec
 
+    if is_spec(model):                   # cards made on the fly declare no paper row (and fetch nothing here)
+        return None
     try:
         return get_card(model).paper
     except UtaBenchError:

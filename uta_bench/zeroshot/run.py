@@ -98,6 +98,9 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     from uta_bench.outputs import check_options
 
     check_options(cfg.output_path, cfg.log_samples)     # an unwritable --output-path fails before the run
+    from uta_bench.registry import canonical_name
+
+    canonical_name(cfg.model)           # unknown model names / open_clip tags fail before any task is read
     cards = _cards(cfg.tasks)           # resolve names before any heavy work: typos fail fast
     if not cards:
         raise UtaBenchError("no task to run; give task names, suites, card .yaml files or ImageFolder paths")
@@ -110,6 +113,7 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     from uta_bench.models.precision import prepare_for_inference
 
     prepare_for_inference(loaded)
+    cfg = dataclasses.replace(cfg, model=loaded.name)     # an open_clip:/hf-hub: spec in canonical form
     return evaluate_loaded(loaded, cards, cfg, on_task=on_task, model_name=cfg.model, init=run_init(cfg))
 
 
