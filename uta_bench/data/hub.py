@@ -160,7 +160,7 @@ def _api():
 
 
 def _hub_error(e: Exception, repo: str, revision: str) -> UtaBenchError:
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.utils import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     if isinstance(e, RevisionNotFoundError):
         return UtaBenchError(f"revision {revision!r} not found in dataset repo {repo} at {endpoint()}; "
