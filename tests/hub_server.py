@@ -9,7 +9,8 @@ endpoints huggingface_hub calls (checked against huggingface_hub 2.4's hf_api.py
 
 ``*.tar`` files are LFS files (ETag = sha256 of the content, as the hub does), the others are kept in git
 (ETag = git blob id). Faults for the tests: ``drop_once`` (paths whose first GET sends half the bytes and
-closes the connection) and ``corrupt`` (paths served with altered bytes, same length). ``requests`` logs
+closes the connection) and ``corrupt`` (paths served with altered bytes, same length), ``stall`` (path -> Event: the first GET sends half the bytes
+and waits for the event before sending the rest). ``requests`` logs
 (method, path, Range header) of every request.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ class FakeHub:
         self.requests: list[tuple[str, str, str | None]] = []
         self.drop_once: set[str] = set()
         self.corrupt: set[str] = set()
+        self.stall: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -170,6 +172,20 @@ def _handler(hub: FakeHub):
                 start = int(rng[6:].split("-")[0])
                 return self._send(206, data[start:], {**headers, "Content-Range":
                                                       f"bytes {start}-{len(data) - 1}/{len(data)}"})
+            if path in hub.stall:
+                release = hub.stall.pop(path)
+                self.send_response(200)
+                for k, v in {**headers, "Content-Length": len(data)}.items():
+                    self.send_header(k, str(v))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                release.wait(30)
+                try:
+                    self.wfile.write(data[len(data) // 2:])
+                except OSError:
+                    pass
+                return
             if path in hub.drop_once:
                 hub.drop_once.discard(path)
                 self.send_response(200)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from zs_helpers import cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
 
 REPO = "clip-benchmark/wds_tinynet"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = [0, 1, 2, 0, 1, 2, 2, 1, 0, 1]
 CLASSES = ["red fox", "tabby cat", "golden retriever"]
 TEMPLATES = ["a photo of a {c}.", "a sketch of the {c}."]
@@ -135,6 +137,49 @@ def test_dropped_connection_resumes_with_a_range_request(hub, tmp_path, monkeypa
     start = int(tries[1].removeprefix("bytes=").removesuffix("-"))
     assert 0 < start <= size // 2 and start % 4096 == 0                    # from what had arrived, not from 0
     assert files_under(tmp_path / "data" / "tinynet") == files_under(hub.src)
+
+
+def test_interrupted_get_resumes_without_fetching_verified_files_again(hub, tmp_path):
+    """Ctrl-C while a shard downloads: exit 130, no partial file, the commit pinned; the next get fetches
+    only what was not verified."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    release = threading.Event()
+    hub.stall["test/1.tar"] = release
+    root = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "uta_bench", "data", "get", "tinynet", "--data-root", str(root),
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len({f for f, _ in resolved(hub)}) < 6 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.0)                                     # the other five are verified by now
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        release.set()                                       # the stalled shard's bytes flow again
+        out, err = proc.communicate(timeout=120)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, err
+    got = root / "tinynet"
+    assert not (got / "test" / "1.tar").exists() and not [p for p in got.rglob("*.incomplete")]
+    lock = json.loads((got / "hub_lock.json").read_text())
+    kept = {e["path"] for e in lock["files"]}
+    assert lock["revision"] == hub.sha and not lock["complete"] and "test/1.tar" not in kept and kept
+
+    hub.requests.clear()
+    assert get("tinynet", "--data-root", str(root)) == 0
+    assert [f for f, _ in resolved(hub)] == ["test/1.tar"]                 # nothing verified is fetched again
+    assert not any("/main" in p for _, p, _ in hub.requests)                # the commit pinned before the ^C
+    assert files_under(got) == files_under(hub.src)
 
 
 def test_corrupt_download_is_rejected_and_nothing_is_left(hub, tmp_path, capsys):

@@ -271,6 +271,10 @@ def _remove(target: Path, rel: str) -> None:
         p.unlink(missing_ok=True)
 
 
+class Stopped(Exception):
+    """Raised inside a download thread to end it early."""
+
+
 def _bar_class(advance):
     """A tqdm stand-in for huggingface_hub's downloads: every file's bytes go to one uta-bench bar."""
     class Bytes:
@@ -336,10 +340,12 @@ def fetch(plan: Plan, progress: bool = True, workers: int = WORKERS) -> list[str
     entries = {e["path"]: e for e in kept if e["path"] in plan.present}
     write_lock(plan, entries, complete=False)
     todo = [f for f in plan.files if f.path not in plan.present]
-    lock = threading.Lock()
+    lock, stop = threading.Lock(), threading.Event()
     error = None
     with progress_bar(progress and bool(todo), sum(f.size or 0 for f in todo), f"get {plan.task}", "B") as advance:
         def safe_advance(n):
+            if stop.is_set():               # Ctrl-C or another file failed: end this download now
+                raise Stopped("stopped")    # (huggingface_hub deletes its partial temp file)
             with lock:
                 advance(n)
 
@@ -354,11 +360,11 @@ def fetch(plan: Plan, progress: bool = True, workers: int = WORKERS) -> list[str
                     entry = fut.result()
                 except UtaBenchError as e:          # the first error is reported; the others stop
                     error = error or e
-                    for other in futures:
-                        other.cancel()
+                    stop.set()
                     continue
                 entries[entry["path"]] = entry
         finally:
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             write_lock(plan, entries, complete=len(entries) == len(plan.files))
     if error is not None:
