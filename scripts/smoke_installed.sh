@@ -56,4 +56,8 @@ cat "$W/err"
 [[ $rc == 2 ]] || fail "data check on a wrong folder exited $rc (a data error is 2)"
 [[ "$(wc -l <"$W/err")" == 1 ]] && grep -q '^error: ' "$W/err" || fail "expected one 'error: ...' line on stderr"
 grep -q Traceback "$W/out" "$W/err" && fail "traceback printed"
+
+HF_HUB_OFFLINE=1 run data get zeroshot --dry-run --data-root "$W/hub"     # offline: the plan from the shipped cards
+has "clip-benchmark/wds_mscoco_captions @ main (not resolved)"
+[[ ! -e "$W/hub" ]] || fail "data get --dry-run wrote into the data root"
 echo "smoke: installed CLI OK (run $run_id)"

@@ -27,7 +27,7 @@ app.add_typer(run_app, name="run")
 # Shared command groups: modules add sub-commands with `from uta_bench.cli.main import plot_app` etc.
 train_app = typer.Typer(no_args_is_help=True, help="Train / fine-tune (pre-training, detection, segmentation...).")
 plot_app = typer.Typer(no_args_is_help=True, help="Draw the paper's figures and result plots as PNGs.")
-data_app = typer.Typer(no_args_is_help=True, help="Check datasets before long runs.")
+data_app = typer.Typer(no_args_is_help=True, help="Fetch and check datasets before long runs.")
 app.add_typer(train_app, name="train")
 app.add_typer(plot_app, name="plot")
 app.add_typer(data_app, name="data")
@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "uta_bench.cli.contrastive",
     "uta_bench.cli.demo",
     "uta_bench.cli.data_check",
+    "uta_bench.cli.data_get",
     "uta_bench.cli.table",
     "uta_bench.cli.report",
     "uta_bench.cli.compare",

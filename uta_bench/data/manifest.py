@@ -156,7 +156,10 @@ def write_content_manifest(data, card, do_hash: bool = True, progress: bool = Tr
             h.update(f"{e['name']}\t{e['size']}\t{e['sha256']}\n".encode())
         content = h.hexdigest()
     ncap = sum(len(c) for c in data.captions) if data.captions is not None else None
-    atomic_write_text(mpath, json.dumps({
+    from uta_bench.data.hub import hub_source
+
+    source = hub_source(data.root)      # `data get`: the hub repo and commit the files came from
+    atomic_write_text(mpath, json.dumps({**({"source": source} if source else {}),
         "task": card.task, "task_version": card.version, "root": str(data.root), "format": data.fmt,
         "n_samples": len(data), "n_captions": ncap, "quick": quick, "content_sha256": content, "files": entries},
         indent=1))

@@ -4,7 +4,8 @@ Card ``dataset`` keys: ``path`` (str or list of candidates, relative to ``--data
 ``$UTA_BENCH_DATA``), ``formats`` (accepted, in preference order), ``subdirs`` (candidate sub-folders
 holding the images, e.g. ``[val, ""]``), ``labels`` (how class folders map to the card's classes:
 ``wnid`` = ImageNet synset dirs, ``folder`` = sorted folder order), ``split`` (wds split) and, for
-retrieval, ``annotations`` (candidate annotation files) and ``image_dirs``.
+retrieval, ``annotations`` (candidate annotation files) and ``image_dirs``; ``hub`` names the Hugging Face
+dataset repo `uta-bench data get` fetches into the first ``path`` (see :mod:`uta_bench.data.hub`).
 
 Labels of the result index the card's *effective* classes (the class subset when there is one),
 exactly as clip_benchmark numbers them.

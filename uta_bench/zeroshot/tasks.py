@@ -138,6 +138,8 @@ def prompts_key(temps) -> list[str]:
 
 
 def _extra(card, data, feats, cfg, key, times, classifier_key=None, sizer=None) -> dict:
+    from uta_bench.data.hub import hub_source
+
     n_listed = len(data.refs)
     extra = {"format": data.fmt, "data_dir": str(data.root), "n_listed": n_listed,
              "expected_samples": card.expected_samples, "feature_cache": key, "images_encoded": feats.computed,
@@ -155,6 +157,9 @@ def _extra(card, data, feats, cfg, key, times, classifier_key=None, sizer=None) 
         extra["count_mismatch"] = f"found {n_listed} samples, card expects {card.expected_samples}"
     if classifier_key:
         extra["classifier"] = classifier_key
+    source = hub_source(data.root)
+    if source:                          # fetched by `uta-bench data get`: hub repo + commit
+        extra["data_source"] = source
     if card.paper:
         extra["paper_column"] = card.paper.get("column")
     return extra
