@@ -88,6 +88,15 @@ def _handler(hub: FakeHub):
         def log_message(self, *args):
             pass
 
+        def _send_first_half(self, data: bytes, headers: dict):
+            """Headers announcing all of ``data``, then only its first half (a stalled or dropped download)."""
+            self.send_response(200)
+            for k, v in {**headers, "Content-Length": len(data)}.items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+
         def _send(self, status: int, body: bytes = b"", headers: dict | None = None, head: bool = False):
             self.send_response(status)
             for k, v in (headers or {}).items():
@@ -174,12 +183,7 @@ def _handler(hub: FakeHub):
                                                       f"bytes {start}-{len(data) - 1}/{len(data)}"})
             if path in hub.stall:
                 release = hub.stall.pop(path)
-                self.send_response(200)
-                for k, v in {**headers, "Content-Length": len(data)}.items():
-                    self.send_header(k, str(v))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                self.wfile.flush()
+                self._send_first_half(data, headers)
                 release.wait(30)
                 try:
                     self.wfile.write(data[len(data) // 2:])
@@ -188,12 +192,7 @@ def _handler(hub: FakeHub):
                 return
             if path in hub.drop_once:
                 hub.drop_once.discard(path)
-                self.send_response(200)
-                for k, v in {**headers, "Content-Length": len(data)}.items():
-                    self.send_header(k, str(v))
-                self.end_headers()
-                self.wfile.write(data[: len(data) // 2])
-                self.wfile.flush()
+                self._send_first_half(data, headers)
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return

@@ -92,7 +92,8 @@ def test_get_fetches_the_split_pinned_and_the_run_equals_the_run_from_disk(hub, 
     r_hub = rows(evaluate_loaded(loaded, [str(hub.card)], cfg(tmp_path, [hub.card])))
     from_disk = dataclasses.replace(cfg(tmp_path, [hub.card]), data_root=str(tmp_path / "copy"))
     r_disk = rows(evaluate_loaded(loaded, [str(hub.card)], from_disk))
-    assert set(r_hub) == set(r_disk) == {("tinynet", "top1"), ("tinynet", "top5")}
+    assert set(r_hub) == set(r_disk) == {("tinynet", "top1"), ("tinynet", "top5"),
+                                          ("tinynet", "mean_per_class_recall")}
     for key in r_hub:
         assert (r_hub[key].value, r_hub[key].n) == (r_disk[key].value, r_disk[key].n)
     assert r_hub[("tinynet", "top1")].n == len(LABELS)

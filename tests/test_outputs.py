@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
+from zs_helpers import TEMPLATES, cfg, rows, tiny, tiny_on_one_thread, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.zeroshot.run import evaluate_loaded
 
@@ -27,10 +27,7 @@ CLASS_SIZES = {"a": 2, "b": 7, "c": 3, "d": 1, "e": 5, "f": 4}     # unequal: ba
 
 @pytest.fixture(scope="module")
 def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny(0)
-    torch.set_num_threads(threads)
+    yield from tiny_on_one_thread()
 
 
 def _unequal_folder(tmp_path):

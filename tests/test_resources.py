@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zs_helpers import TEMPLATES, cfg, tiny, write_card
+from zs_helpers import TEMPLATES, cfg, tiny_on_one_thread, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
 from uta_bench import resources as R
@@ -21,10 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny(0)
-    torch.set_num_threads(threads)
+    yield from tiny_on_one_thread()
 
 
 def _card(tmp_path, n_classes=3, per_class=4):

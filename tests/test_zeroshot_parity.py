@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from zs_helpers import TEMPLATES, cb_classification, cb_retrieval, cfg, rows, tiny, write_card
+from zs_helpers import TEMPLATES, cb_classification, cb_retrieval, cfg, rows, tiny_on_one_thread, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.data.imagenet_meta import imagenet_wnids, subset_wnids
 from uta_bench.zeroshot.run import evaluate_loaded
@@ -19,10 +18,7 @@ from uta_bench.zeroshot.run import evaluate_loaded
 
 @pytest.fixture(scope="module")
 def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)        # tiny model: one thread is fastest on a shared CPU
-    yield tiny(0)
-    torch.set_num_threads(threads)
+    yield from tiny_on_one_thread()
 
 
 def _ours(loaded, tmp_path, card_path, **kw):

@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from zs_helpers import TEMPLATES, cfg, rows, tiny, write_card
+from zs_helpers import TEMPLATES, cfg, rows, tiny_on_one_thread, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
 from uta_bench.zeroshot.run import evaluate_loaded
@@ -17,10 +16,7 @@ EXPECTED = {"imagenet1k": 50000, "imagenet_a": 7500, "imagenet_r": 30000, "image
 
 @pytest.fixture(scope="module")
 def loaded():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny(0)
-    torch.set_num_threads(threads)
+    yield from tiny_on_one_thread()
 
 
 def test_suite_cards_counts_and_subsets():

@@ -15,6 +15,15 @@ def tiny(seed: int = 0):
     return load_model("uta_tiny", pretrained=False)
 
 
+def tiny_on_one_thread(seed: int = 0):
+    """Generator for a module fixture: the tiny model, with torch on one thread while the module's tests run
+    (fastest for a tiny model on a shared CPU); the thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield tiny(seed)
+    torch.set_num_threads(threads)
+
+
 def write_card(dir_: Path, name: str, **fields) -> Path:
     import yaml
 

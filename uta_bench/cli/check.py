@@ -250,6 +250,9 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         if log_samples and sequential:
             raise UtaBenchError("--log-samples does not go with --sequential (it reads a random part of each task); "
                                 "drop one of them")
+        from uta_bench.registry import canonical_name
+
+        canonical_name(model)           # a bad model name is the one line printed, before the resources line
         res = opts["resources"]
         typer.echo(res.describe())
         run_kwargs = dict(data_root=data_root, batch_size=res.batch_size, device=res.device, precision=precision,

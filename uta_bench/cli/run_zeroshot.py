@@ -63,6 +63,10 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             raise UtaBenchError("--checkpoint and --random-init exclude each other: evaluate the weights file, or "
                                 "smoke-test the pipeline with --random-init alone")
 
+        from uta_bench.registry import canonical_name
+
+        canonical_name(model)           # a bad model name is the one line printed, before the resources line
+
         def report(card, metrics):
             txt = "  ".join(f"{m.metric}={100 * m.value:.2f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]"
                             for m in metrics)
