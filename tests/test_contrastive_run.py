@@ -4,11 +4,9 @@ its checkpoint (released UTA layout) evaluates through `run zeroshot` like clip_
 torchrun/gloo processes train exactly like one; bf16 autocast + gradient checkpointing run."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +15,9 @@ import torch
 from uta_bench.contrastive.config import load_recipe
 from uta_bench.contrastive.train import train_contrastive
 from uta_bench.training.log import read_log
+from cli_env import cli_env
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 90, 230), "yellow": (235, 215, 40)}
 STEPS = 8
 
@@ -58,7 +56,7 @@ def uninterrupted(shards, tmp_path_factory):
 
 
 def _env():
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return cli_env()
 
 
 def _cli(shards, out):

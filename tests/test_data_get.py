@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,9 @@ import torch
 from hub_server import FakeHub
 from zs_helpers import cfg, rows, tiny, write_card
 from uta_bench.data import synthetic as syn
+from cli_env import cli_env
 
 REPO = "clip-benchmark/wds_tinynet"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LABELS = [0, 1, 2, 0, 1, 2, 2, 1, 0, 1]
 CLASSES = ["red fox", "tabby cat", "golden retriever"]
 TEMPLATES = ["a photo of a {c}.", "a sketch of the {c}."]
@@ -143,7 +142,6 @@ def test_dropped_connection_resumes_with_a_range_request(hub, tmp_path, monkeypa
 def test_interrupted_get_resumes_without_fetching_verified_files_again(hub, tmp_path):
     """Ctrl-C while a shard downloads: exit 130, no partial file, the commit pinned; the next get fetches
     only what was not verified."""
-    import os
     import signal
     import subprocess
     import sys
@@ -153,7 +151,7 @@ def test_interrupted_get_resumes_without_fetching_verified_files_again(hub, tmp_
     release = threading.Event()
     hub.stall["test/1.tar"] = release
     root = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    env = cli_env()
     proc = subprocess.Popen([sys.executable, "-m", "uta_bench", "data", "get", "tinynet", "--data-root", str(root),
                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

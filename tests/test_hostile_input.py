@@ -7,7 +7,6 @@ Models are random-init ``uta_tiny`` (or its official-format checkpoint); data is
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -18,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_env import cli_env
 
-REPO = Path(__file__).resolve().parent.parent
 CARD = """task: tiny_photos
 version: 1
 type: classification
@@ -49,8 +48,7 @@ def world(tmp_path_factory):
 
 
 def uta(*args, cwd=None, env=None, umask=None, timeout=300) -> tuple[int, str, str]:
-    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "COLUMNS": "200",
-         "HF_HUB_OFFLINE": "1", **(env or {})}
+    e = {**cli_env(COLUMNS="200", HF_HUB_OFFLINE="1"), **(env or {})}
     p = subprocess.run([sys.executable, "-m", "uta_bench", *map(str, args)], cwd=cwd, env=e, text=True,
                        capture_output=True, timeout=timeout,
                        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
@@ -182,7 +180,7 @@ def test_6_device_checked_before_the_model_loads(world, device):
     if device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     code, out, err = uta(*RUN, "--random-init", "--tasks", world["card"], "--device", device)
-    assert code == 2 and f"--device" in error_line(err)
+    assert code == 2 and "--device" in error_line(err)
     assert "cpu" in error_line(err)
 
 
@@ -317,7 +315,7 @@ def test_11_ctrl_c_exits_130_with_a_resume_hint(world, tmp_path):
     root = syn.make_imagefolder(tmp_path / "data" / "slow", ["a", "b"], per_class=1, size=40)
     fifo = root / "b" / "z_never_ready.jpg"
     os.mkfifo(fifo)                      # reading it blocks until a writer appears: "a long run"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = cli_env(HF_HUB_OFFLINE="1")
     p = subprocess.Popen([sys.executable, "-m", "uta_bench", *RUN, "--random-init", "--tasks", root],
                          env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     writer, deadline = None, time.time() + 240

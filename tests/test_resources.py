@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +14,8 @@ from zs_helpers import TEMPLATES, cfg, tiny_on_one_thread, write_card
 from uta_bench.data import synthetic as syn
 from uta_bench.errors import UtaBenchError
 from uta_bench import resources as R
+from cli_env import cli_env
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def test_auto_device_follows_cuda_and_local_rank(monkeypatch):
 
 # the run stores what ran ----------------------------------------------------------------------------
 def _uta(*args, env=None):
-    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    e = {**cli_env(HF_HUB_OFFLINE="1"), **(env or {})}
     p = subprocess.run([sys.executable, "-m", "uta_bench", *map(str, args)], env=e, text=True,
                        capture_output=True, timeout=300)
     assert "Traceback" not in p.stdout + p.stderr, p.stderr[-3000:]
