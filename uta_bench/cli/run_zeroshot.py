@@ -48,7 +48,7 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
         from rich.console import Console
 
         from uta_bench.distributed import current
-        from uta_bench.zeroshot.run import RunConfig, resolve_resources, run_zeroshot
+        from uta_bench.zeroshot.run import RunConfig, run_zeroshot
 
         from uta_bench.errors import UtaBenchError
         from uta_bench.resources import describe
@@ -63,10 +63,6 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
             raise UtaBenchError("--checkpoint and --random-init exclude each other: evaluate the weights file, or "
                                 "smoke-test the pipeline with --random-init alone")
 
-        from uta_bench.registry import canonical_name
-
-        canonical_name(model)           # a bad model name is the one line printed, before the resources line
-
         def report(card, metrics):
             txt = "  ".join(f"{m.metric}={100 * m.value:.2f}% [{100 * m.ci_low:.1f}, {100 * m.ci_high:.1f}]"
                             for m in metrics)
@@ -77,10 +73,12 @@ def register(app: typer.Typer, run_app: typer.Typer) -> None:
                         device=device, trust_checkpoint=trust_checkpoint, seed=seed, progress=not no_progress,
                         pretrained=not random_init, on_bad_image=on_bad_image, use_cache=not no_cache,
                         output_path=output_path, log_samples=log_samples)
-        cfg = resolve_resources(cfg)
-        if os.environ.get("RANK", "0") == "0":
-            typer.echo(describe(cfg.device, cfg.workers, cfg.batch_size, cfg.auto))
-        run_id = run_zeroshot(cfg, on_task=report)
+
+        def announce(resolved):         # after every input check: a bad input is the only line printed
+            if os.environ.get("RANK", "0") == "0":
+                typer.echo(describe(resolved.device, resolved.workers, resolved.batch_size, resolved.auto))
+
+        run_id = run_zeroshot(cfg, on_task=report, on_start=announce)
         if current().main:
             console.print(f"run {run_id} written; see `uta-bench results --run {run_id}`")
             if output_path:

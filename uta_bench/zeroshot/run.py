@@ -85,8 +85,10 @@ def run_init(cfg: RunConfig) -> str:
     return "checkpoint" if cfg.checkpoint else "pretrained" if cfg.pretrained else "random"
 
 
-def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
-    """Run every task; returns the run id. Rows of a task are committed together at its end."""
+def run_zeroshot(cfg: RunConfig, on_task=None, on_start=None) -> str:
+    """Run every task; returns the run id. Rows of a task are committed together at its end.
+    ``on_start(cfg)`` gets the config with "auto" settings resolved once all input is checked, before the
+    model loads (the CLI prints the chosen device / workers / batch size there)."""
     from uta_bench.distributed import setup
     from uta_bench.models.loader import load_model
 
@@ -104,6 +106,8 @@ def run_zeroshot(cfg: RunConfig, on_task=None) -> str:
     cards = _cards(cfg.tasks)           # resolve names before any heavy work: typos fail fast
     if not cards:
         raise UtaBenchError("no task to run; give task names, suites, card .yaml files or ImageFolder paths")
+    if on_start is not None:
+        on_start(cfg)
     import torch
 
     dist, device = setup(cfg.device)
