@@ -74,7 +74,9 @@ def model_spec(arch: str, pretrained: str) -> tuple[str, str | None]:
     looks_like_file = "/" in pretrained or "\\" in pretrained or pretrained.lower().endswith(WEIGHT_SUFFIXES)
     if looks_like_file:
         return f"open_clip:{arch}", pretrained
-    return f"open_clip:{arch}/{pretrained.lower().replace('-', '_')}", None
+    from uta_bench.speccards import normal_tag
+
+    return f"open_clip:{arch}/{normal_tag(pretrained)}", None
 
 
 def _fail(path, what: str) -> UtaBenchError:

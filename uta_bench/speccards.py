@@ -39,6 +39,11 @@ def _close(name: str, choices, what: str) -> str:
     return f"did you mean {', '.join(repr(c) for c in close)}?" if close else what
 
 
+def normal_tag(tag: str) -> str:
+    """A pretrained tag the way open_clip normalises it (``LAION2B-s34b-b79k`` -> ``laion2b_s34b_b79k``)."""
+    return tag.lower().replace("-", "_")
+
+
 def _open_clip_parts(spec: str) -> tuple[str, str | None]:
     """(arch, tag or None) of ``open_clip:ARCH[/TAG]``, both checked against open_clip's lists."""
     import open_clip
@@ -58,7 +63,7 @@ def _open_clip_parts(spec: str) -> tuple[str, str | None]:
         known = ", ".join(tags) if tags else "none (use open_clip:ARCH with --random-init or --checkpoint)"
         raise NotFoundError(f"open_clip {arch} has no pretrained tag {tag!r}; "
                             + _close(tag, tags, "") + f" (tags of {arch}: {known})")
-    clean = tag.lower().replace("-", "_")          # open_clip's own tag normalisation
+    clean = normal_tag(tag)
     return arch, next((t for t in tags if t == clean), clean)
 
 
